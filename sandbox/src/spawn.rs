@@ -1,0 +1,330 @@
+//! The parent half: plan, clone, map ids, place in the cgroup, hand over, and
+//! then the [`Sandbox`] handle that watches, stops and cleans up the run.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::cgroup::{Cgroup, CgroupLimits, CgroupUsage};
+use crate::child::{self, ChildPlan, ExecPlan};
+use crate::error::{SpawnError, Step};
+use crate::fd::{self, ParentStdio};
+use crate::landlock::{LandlockPlan, LandlockStatus};
+use crate::mount::RootPlan;
+use crate::namespaces;
+use crate::rlimit::RlimitPlan;
+use crate::spec::{LandlockMode, SandboxSpec};
+use crate::sync::{self, Msg};
+use crate::sys::{self, Cloned, WaitStatus};
+
+/// How the sandboxed command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The command exited with this code.
+    Exited(i32),
+    /// The command was killed by this signal.
+    Signaled(i32),
+    /// The command could not be executed (execve failed with this errno).
+    ExecFailed(Errno),
+    /// The sandbox's init was killed (by [`Sandbox::kill`] or the kernel)
+    /// before the command's status was known.
+    Killed(i32),
+}
+
+/// A running sandbox. Dropping it kills and reaps everything and removes the
+/// cgroup; call [`Sandbox::finish`] to also get the usage.
+#[derive(Debug)]
+pub struct Sandbox {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    sock: OwnedFd,
+    stdio: ParentStdio,
+    work_dir: Option<OwnedFd>,
+    cgroup: Option<Cgroup>,
+    landlock: LandlockStatus,
+    host_uid: u32,
+    started: Instant,
+    exit: Option<Exit>,
+    exec_failed: Option<Errno>,
+    payload_status: Option<WaitStatus>,
+}
+
+/// Launch one process in isolation. Must be called from a single-threaded
+/// process (the child is a raw clone3 copy of the caller and allocates).
+pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
+    let threads = sys::thread_count();
+    if threads != 1 {
+        return Err(SpawnError::MultiThreaded(threads));
+    }
+    // Everything that allocates or reads the host happens before the clone.
+    let root = RootPlan::new(&spec.root)?;
+    let mut write = vec![PathBuf::from("/tmp")];
+    if spec.root.work.is_some() {
+        write.push(PathBuf::from("/work"));
+    }
+    let plan = ChildPlan {
+        landlock: LandlockPlan {
+            mode: spec.landlock,
+            read: root.read_paths.clone(),
+            write,
+        },
+        root,
+        hostname: spec.hostname.clone(),
+        rlimits: RlimitPlan::new(&spec.rlimits),
+        last_cap: sys::last_cap(),
+        seccomp: spec.seccomp.clone(),
+        exec: ExecPlan::new(&spec.exec)?,
+    };
+    let (parent_sock, child_sock) = sync::channel().map_err(|errno| SpawnError::Parent {
+        step: Step::Channel,
+        call: "socketpair",
+        errno,
+    })?;
+    let (parent_stdio, child_stdio) = fd::stdio_pipes(spec.stdin_pipe)?;
+    let cgroup = Cgroup::create(
+        &spec.cgroup.parent,
+        &spec.cgroup.name,
+        CgroupLimits {
+            memory_bytes: spec.cgroup.memory_bytes,
+            pids: spec.cgroup.pids,
+            cpu_millicores: spec.cgroup.cpu_millicores,
+        },
+    )?;
+    let cloned = sys::clone3(namespaces::clone_flags(), cgroup.clone_into_fd());
+    let (pid, pidfd) = match cloned {
+        Ok(Cloned::Child) => {
+            drop(parent_sock);
+            drop(parent_stdio);
+            child::child_main(&plan, child_stdio, child_sock)
+        }
+        Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => {
+            let _ = cgroup.remove();
+            return Err(SpawnError::parent(Step::Clone, e));
+        }
+    };
+    drop(child_sock);
+    drop(child_stdio);
+    let mut sb = Sandbox {
+        pid,
+        pidfd,
+        sock: parent_sock,
+        stdio: parent_stdio,
+        work_dir: None,
+        cgroup: Some(cgroup),
+        landlock: LandlockStatus::NotEnforced,
+        host_uid: spec.ids.host_uid,
+        started: Instant::now(),
+        exit: None,
+        exec_failed: None,
+        payload_status: None,
+    };
+    // On any error below, dropping `sb` kills, reaps and removes the cgroup.
+    namespaces::write_maps(pid, &spec.ids)?;
+    if let Some(cg) = &sb.cgroup {
+        cg.attach(pid)?;
+    }
+    sync::send(sb.sock.as_fd(), Msg::Proceed, None).map_err(|errno| SpawnError::Parent {
+        step: Step::Handshake,
+        call: "sendmsg",
+        errno,
+    })?;
+    match sync::recv(sb.sock.as_fd(), false) {
+        Ok(Some((Msg::Ready { landlock }, fd))) => {
+            sb.landlock = LandlockStatus::from_code(landlock);
+            sb.work_dir = fd;
+        }
+        Ok(Some((Msg::Failed { step, errno }, _))) => {
+            return Err(SpawnError::Child { step, errno })
+        }
+        Ok(Some((m, _))) => return Err(SpawnError::ChildDied(format!("unexpected {m:?}"))),
+        Ok(None) => {
+            let how = match sys::waitid_pidfd(sb.pidfd.as_fd(), false) {
+                Ok(Some(st)) => {
+                    sb.exit = Some(Exit::Killed(0));
+                    format!("{st:?}")
+                }
+                _ => "no status".into(),
+            };
+            return Err(SpawnError::ChildDied(how));
+        }
+        Err(errno) => {
+            return Err(SpawnError::Parent {
+                step: Step::Handshake,
+                call: "recvmsg",
+                errno,
+            })
+        }
+    }
+    if spec.landlock == LandlockMode::Required && sb.landlock != LandlockStatus::FullyEnforced {
+        return Err(SpawnError::LandlockNotEnforced(sb.landlock.as_str()));
+    }
+    Ok(sb)
+}
+
+impl Sandbox {
+    /// The init's pid (in the caller's pid namespace).
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// A pidfd of the init: readable once the sandbox has ended.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// The channel on which the init reports; readable when a report waits.
+    pub fn report_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// Take the write end of the command's stdin (None with /dev/null stdin).
+    pub fn take_stdin(&mut self) -> Option<OwnedFd> {
+        self.stdio.stdin.take()
+    }
+
+    /// The read ends of the command's stdout and stderr (non-blocking).
+    pub fn stdout(&self) -> BorrowedFd<'_> {
+        self.stdio.stdout.as_fd()
+    }
+
+    pub fn stderr(&self) -> BorrowedFd<'_> {
+        self.stdio.stderr.as_fd()
+    }
+
+    /// The /work directory (FILE protocol), if one was asked for. Read it
+    /// with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), never by path.
+    pub fn work_dir(&self) -> Option<BorrowedFd<'_>> {
+        self.work_dir.as_ref().map(|f| f.as_fd())
+    }
+
+    /// What landlock enforced.
+    pub fn landlock(&self) -> LandlockStatus {
+        self.landlock
+    }
+
+    /// The host uid that sandbox uid 0 maps to.
+    pub fn host_uid(&self) -> u32 {
+        self.host_uid
+    }
+
+    /// When the sandbox was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The run cgroup's directories.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.cgroup
+            .as_ref()
+            .map(|c| c.dirs().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// SIGTERM to the init, which forwards it to every process of the sandbox.
+    pub fn terminate(&self) {
+        if self.exit.is_none() {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM);
+        }
+    }
+
+    /// SIGKILL to the init: the kernel then kills every process of the pid namespace.
+    pub fn kill(&self) {
+        if self.exit.is_none() {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        }
+    }
+
+    /// Read whatever the init and the payload reported so far.
+    fn drain_reports(&mut self) {
+        while let Ok(Some((m, _))) = sync::recv(self.sock.as_fd(), true) {
+            match m {
+                Msg::ExecFailed { errno } => self.exec_failed = Some(errno),
+                Msg::Failed { errno, .. } => self.exec_failed = Some(errno),
+                Msg::Exit { status } => self.payload_status = Some(WaitStatus::from_raw(status)),
+                _ => {}
+            }
+        }
+    }
+
+    /// The command's end, if the sandbox has ended (non-blocking).
+    pub fn try_wait(&mut self) -> Result<Option<Exit>, Errno> {
+        if let Some(e) = self.exit {
+            return Ok(Some(e));
+        }
+        match sys::waitid_pidfd(self.pidfd.as_fd(), true).map_err(|e| e.errno)? {
+            None => Ok(None),
+            Some(init) => Ok(Some(self.record_exit(init))),
+        }
+    }
+
+    /// Block until the sandbox has ended.
+    pub fn wait(&mut self) -> Result<Exit, Errno> {
+        if let Some(e) = self.exit {
+            return Ok(e);
+        }
+        let init = sys::waitid_pidfd(self.pidfd.as_fd(), false)
+            .map_err(|e| e.errno)?
+            .ok_or(Errno::ECHILD)?;
+        Ok(self.record_exit(init))
+    }
+
+    fn record_exit(&mut self, init: WaitStatus) -> Exit {
+        // The init writes its report before exiting, so it is already queued.
+        self.drain_reports();
+        let exit = match (self.exec_failed, self.payload_status, init) {
+            (Some(errno), _, _) => Exit::ExecFailed(errno),
+            (None, Some(WaitStatus::Exited(c)), _) => Exit::Exited(c),
+            (None, Some(WaitStatus::Signaled(s)), _) => Exit::Signaled(s),
+            (None, None, WaitStatus::Signaled(s)) => Exit::Killed(s),
+            (None, None, WaitStatus::Exited(c)) => Exit::Killed(c),
+        };
+        self.exit = Some(exit);
+        exit
+    }
+
+    /// What the run cost so far.
+    pub fn usage(&self) -> CgroupUsage {
+        self.cgroup.as_ref().map(Cgroup::usage).unwrap_or_default()
+    }
+
+    /// End the run for good: kill and reap the init if it still runs, sweep
+    /// the cgroup, read the usage, remove the cgroup. Returns the usage.
+    pub fn finish(mut self) -> Result<CgroupUsage, SpawnError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<CgroupUsage, SpawnError> {
+        if self.exit.is_none() {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                match sys::waitid_pidfd(self.pidfd.as_fd(), true) {
+                    Ok(Some(st)) => {
+                        self.record_exit(st);
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_micros(200)),
+                    Err(_) => break,
+                }
+            }
+        }
+        match self.cgroup.take() {
+            None => Ok(CgroupUsage::default()),
+            Some(cg) => {
+                cg.kill_all();
+                let usage = cg.usage();
+                cg.remove()?;
+                Ok(usage)
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}

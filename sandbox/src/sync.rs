@@ -1,0 +1,175 @@
+//! The parent↔child channel: a SOCK_SEQPACKET socketpair (CLOEXEC, so the
+//! payload's exec closes its end) carrying fixed-size messages, plus the /work
+//! directory fd by SCM_RIGHTS. Fixed-size so the child can send without
+//! allocating, and a closed channel (EOF) is itself a message: the other side died.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+
+use crate::error::Step;
+
+/// One message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Msg {
+    /// Parent → child: ids are mapped and the cgroup joined; go on.
+    Proceed,
+    /// Child → parent: setup done; the landlock status code (and maybe an fd).
+    Ready { landlock: i64 },
+    /// Child → parent: a setup step failed.
+    Failed { step: Step, errno: Errno },
+    /// Payload → parent: execve failed.
+    ExecFailed { errno: Errno },
+    /// Init → parent: the payload ended with this wait status.
+    Exit { status: i32 },
+}
+
+const SIZE: usize = 16;
+
+impl Msg {
+    fn encode(self) -> [u8; SIZE] {
+        let (kind, step, errno, value): (u16, u16, i32, i64) = match self {
+            Msg::Proceed => (1, 0, 0, 0),
+            Msg::Ready { landlock } => (2, 0, 0, landlock),
+            Msg::Failed { step, errno } => (3, step as u16, errno as i32, 0),
+            Msg::ExecFailed { errno } => (4, Step::Exec as u16, errno as i32, 0),
+            Msg::Exit { status } => (5, 0, 0, status as i64),
+        };
+        let mut b = [0u8; SIZE];
+        b[0..2].copy_from_slice(&kind.to_ne_bytes());
+        b[2..4].copy_from_slice(&step.to_ne_bytes());
+        b[4..8].copy_from_slice(&errno.to_ne_bytes());
+        b[8..16].copy_from_slice(&value.to_ne_bytes());
+        b
+    }
+
+    fn decode(b: &[u8; SIZE]) -> Option<Msg> {
+        let kind = u16::from_ne_bytes([b[0], b[1]]);
+        let step = u16::from_ne_bytes([b[2], b[3]]);
+        let errno = Errno::from_raw(i32::from_ne_bytes([b[4], b[5], b[6], b[7]]));
+        let value = i64::from_ne_bytes(b[8..16].try_into().ok()?);
+        Some(match kind {
+            1 => Msg::Proceed,
+            2 => Msg::Ready { landlock: value },
+            3 => Msg::Failed {
+                step: Step::from_u16(step)?,
+                errno,
+            },
+            4 => Msg::ExecFailed { errno },
+            5 => Msg::Exit {
+                status: value as i32,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Both ends: (parent, child).
+pub(crate) fn channel() -> Result<(OwnedFd, OwnedFd), Errno> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+/// Send one message, with an fd when given.
+pub(crate) fn send(
+    sock: BorrowedFd<'_>,
+    msg: Msg,
+    fd: Option<BorrowedFd<'_>>,
+) -> Result<(), Errno> {
+    let buf = msg.encode();
+    let iov = [IoSlice::new(&buf)];
+    let fds: [RawFd; 1] = [fd.map(|f| f.as_raw_fd()).unwrap_or(-1)];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let cmsgs: &[ControlMessage] = if fd.is_some() { &cmsg } else { &[] };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+/// Receive one message. `Ok(None)` is EOF (the peer is gone); with
+/// `nonblock`, `Err(EAGAIN)` means nothing is waiting.
+pub(crate) fn recv(
+    sock: BorrowedFd<'_>,
+    nonblock: bool,
+) -> Result<Option<(Msg, Option<OwnedFd>)>, Errno> {
+    let mut buf = [0u8; SIZE];
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; 1]);
+    let flags = if nonblock {
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC
+    } else {
+        MsgFlags::MSG_CMSG_CLOEXEC
+    };
+    let (n, fd) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(m) => {
+                let mut fd = None;
+                for c in m.cmsgs().map_err(|_| Errno::EPROTO)? {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            fd.get_or_insert(crate::sys::own_received_fd(f));
+                        }
+                    }
+                }
+                break (m.bytes, fd);
+            }
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    if n != SIZE {
+        return Err(Errno::EPROTO);
+    }
+    Ok(Some((Msg::decode(&buf).ok_or(Errno::EPROTO)?, fd)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn sync_messages_round_trip_with_fd() {
+        let (a, b) = channel().unwrap();
+        let msgs = [
+            Msg::Proceed,
+            Msg::Ready { landlock: 2 },
+            Msg::Failed {
+                step: Step::PivotRoot,
+                errno: Errno::EPERM,
+            },
+            Msg::ExecFailed {
+                errno: Errno::ENOENT,
+            },
+            Msg::Exit { status: 9 },
+        ];
+        for m in msgs {
+            send(a.as_fd(), m, None).unwrap();
+            let (got, fd) = recv(b.as_fd(), false).unwrap().unwrap();
+            assert_eq!(got, m);
+            assert!(fd.is_none());
+        }
+        let file = std::fs::File::open("/dev/null").unwrap();
+        send(a.as_fd(), Msg::Ready { landlock: 1 }, Some(file.as_fd())).unwrap();
+        let (_, fd) = recv(b.as_fd(), false).unwrap().unwrap();
+        assert!(fd.is_some());
+        assert_eq!(recv(b.as_fd(), true).unwrap_err(), Errno::EAGAIN);
+        drop(a);
+        assert!(recv(b.as_fd(), false).unwrap().is_none());
+    }
+}
