@@ -97,6 +97,8 @@ pub(crate) fn restrict_self(plan: &LandlockPlan) -> Result<LandlockStatus, Errno
                 AccessFs::from_read(abi) | AccessFs::WriteFile | AccessFs::IoctlDev,
             ))?
             .add_rules(path_beneath_rules(["/proc"], AccessFs::from_read(abi)))?
+            // Listing `/` itself (everything beneath it already has its own rule).
+            .add_rules(path_beneath_rules(["/"], AccessFs::ReadDir))?
             .restrict_self()?;
         Ok(status.ruleset)
     };

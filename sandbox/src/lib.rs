@@ -25,6 +25,7 @@ mod spawn;
 pub mod spec;
 mod sync;
 mod sys;
+pub mod work;
 
 pub use cgroup::{Cgroup, CgroupParent, CgroupUsage, CgroupVersion};
 pub use error::{SpawnError, Step};
@@ -35,3 +36,4 @@ pub use spec::{
     CgroupSpec, ExecSpec, IdMap, LandlockMode, Rlimits, RootSpec, SandboxSpec, WorkSpec,
 };
 pub use sys::pidfd_send_signal;
+pub use work::{read_work_file, WorkFile, WorkFileError};

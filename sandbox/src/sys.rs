@@ -428,3 +428,38 @@ pub(crate) fn own_received_fd(fd: RawFd) -> OwnedFd {
     // nothing else refers to it, so exactly one owner is created here.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+
+#[repr(C)]
+#[derive(Debug, Default)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// openat2(2) read-only beneath `dir`: no symlink of any kind is followed,
+/// no `..` escape, no magic link; the final component must not be a link.
+pub(crate) fn openat2_beneath(dir: BorrowedFd<'_>, name: &CStr) -> SysResult<OwnedFd> {
+    let mut how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK) as u64,
+        mode: 0,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `how` is a valid open_how of the size passed; `name` is a C string.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut how as *mut OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    let fd = check("openat2", rc)?;
+    // SAFETY: a non-negative return is a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

@@ -1,0 +1,181 @@
+//! Policy + invocation → sandbox spec, for native executables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use paddock_policies::{Policy, Protocol, Runtime};
+use paddock_sandbox::{
+    CgroupParent, CgroupSpec, CompiledSeccomp, ExecSpec, IdMap, LandlockMode, Rlimits, RootSpec,
+    SandboxSpec, SeccompSpec, WorkSpec,
+};
+
+use crate::error::RuntimeError;
+
+/// Where the FILE protocol's files live inside the sandbox.
+pub const WORK_DIR: &str = "/work";
+pub const INPUT_NAME: &str = "input";
+pub const OUTPUT_NAME: &str = "output";
+
+/// PATH given to a function whose policy sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// A policy with what can be computed once: its compiled seccomp program.
+#[derive(Debug, Clone)]
+pub struct PreparedPolicy {
+    pub policy: Policy,
+    pub seccomp: Arc<CompiledSeccomp>,
+}
+
+impl PreparedPolicy {
+    pub fn new(policy: Policy) -> Result<PreparedPolicy, RuntimeError> {
+        let spec = SeccompSpec {
+            allow: policy
+                .seccomp
+                .syscalls()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        let seccomp = CompiledSeccomp::compile(&spec).map_err(|source| RuntimeError::Seccomp {
+            function: policy.name.to_string(),
+            source,
+        })?;
+        Ok(PreparedPolicy {
+            policy,
+            seccomp: Arc::new(seccomp),
+        })
+    }
+}
+
+/// What the launcher decides per run, beside the policy.
+#[derive(Debug, Clone)]
+pub struct LaunchContext {
+    pub cgroup_parent: Arc<CgroupParent>,
+    /// The run's cgroup name, unique among concurrent runs.
+    pub cgroup_name: String,
+    /// The host ids for sandbox uid/gid 0 (unique among concurrent runs).
+    pub ids: IdMap,
+}
+
+/// One invocation's own inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub execution_id: String,
+    pub trace_id: Option<String>,
+    pub input: Vec<u8>,
+    /// A shorter timeout than the policy's (never longer).
+    pub timeout: Option<Duration>,
+    /// Request environment (keys must be in the policy's env_passthrough).
+    pub env: BTreeMap<String, String>,
+    /// Replace the policy's command (the `paddockd run -- CMD` form).
+    pub command: Option<Vec<String>>,
+}
+
+impl Invocation {
+    /// The effective timeout: the policy's, or the request's if shorter.
+    pub fn timeout(&self, policy: &Policy) -> Result<Duration, RuntimeError> {
+        match self.timeout {
+            None => Ok(policy.limits.timeout),
+            Some(t) if t <= policy.limits.timeout => Ok(t),
+            Some(t) => Err(RuntimeError::TimeoutTooLong {
+                requested_ms: t.as_millis() as u64,
+                policy_ms: policy.limits.timeout.as_millis() as u64,
+            }),
+        }
+    }
+}
+
+/// Build the sandbox for one native invocation.
+pub fn sandbox_spec(
+    p: &PreparedPolicy,
+    inv: &Invocation,
+    ctx: &LaunchContext,
+) -> Result<SandboxSpec, RuntimeError> {
+    let policy = &p.policy;
+    let command = match (&inv.command, &policy.runtime) {
+        (Some(c), _) => c.clone(),
+        (None, Runtime::Native { command }) => command.clone(),
+        (None, Runtime::Wasm { .. }) => return Err(RuntimeError::RuntimeUnavailable("wasm")),
+    };
+    let timeout = inv.timeout(policy)?;
+    for k in inv.env.keys() {
+        if !policy.env_passthrough.contains(k) {
+            return Err(RuntimeError::EnvNotAllowed(k.clone()));
+        }
+    }
+    let mut env: BTreeMap<String, String> = policy.env.clone();
+    env.extend(inv.env.clone());
+    env.entry("PATH".into())
+        .or_insert_with(|| DEFAULT_PATH.into());
+    env.insert("FUNCTION_NAME".into(), policy.name.to_string());
+    env.insert("EXECUTION_ID".into(), inv.execution_id.clone());
+    env.insert("TIMEOUT_MS".into(), timeout.as_millis().to_string());
+    if let Some(t) = &inv.trace_id {
+        env.insert("TRACE_ID".into(), t.clone());
+    }
+    let (work, stdin_pipe) = match policy.protocol {
+        Protocol::Stdio => (None, true),
+        Protocol::File => {
+            env.insert("INPUT_FILE".into(), format!("{WORK_DIR}/{INPUT_NAME}"));
+            env.insert("OUTPUT_FILE".into(), format!("{WORK_DIR}/{OUTPUT_NAME}"));
+            let bytes = policy
+                .limits
+                .tmp_bytes
+                .max(inv.input.len() as u64 + policy.limits.output_bytes);
+            (
+                Some(WorkSpec {
+                    bytes,
+                    inodes: policy.limits.tmp_inodes,
+                    files: vec![(INPUT_NAME.into(), inv.input.clone())],
+                }),
+                false,
+            )
+        }
+    };
+    let cwd = if policy.directory.is_some() {
+        "/fn"
+    } else {
+        "/"
+    };
+    Ok(SandboxSpec {
+        exec: ExecSpec {
+            path: PathBuf::from(&command[0]),
+            argv: command,
+            env: env.into_iter().collect(),
+            cwd: PathBuf::from(cwd),
+        },
+        ids: ctx.ids,
+        root: RootSpec {
+            read_only: policy
+                .filesystem
+                .read_only
+                .iter()
+                .map(|b| b.path.clone())
+                .collect(),
+            function_dir: policy.directory.clone(),
+            tmp_bytes: policy.limits.tmp_bytes,
+            tmp_inodes: policy.limits.tmp_inodes,
+            work,
+        },
+        cgroup: CgroupSpec {
+            parent: ctx.cgroup_parent.clone(),
+            name: ctx.cgroup_name.clone(),
+            memory_bytes: policy.limits.memory_bytes,
+            pids: policy.limits.pids,
+            cpu_millicores: policy.limits.cpu_millicores,
+        },
+        rlimits: Rlimits {
+            nofile: policy.limits.nofile,
+            fsize_bytes: policy.limits.fsize_bytes,
+        },
+        landlock: match policy.landlock {
+            paddock_policies::LandlockMode::Required => LandlockMode::Required,
+            paddock_policies::LandlockMode::BestEffort => LandlockMode::BestEffort,
+        },
+        seccomp: p.seccomp.clone(),
+        hostname: "paddock".into(),
+        stdin_pipe,
+    })
+}

@@ -1,0 +1,157 @@
+//! Reading the FILE protocol's output out of a finished sandbox's /work,
+//! through the directory fd the child handed over: openat2 with
+//! RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS and O_NOFOLLOW,
+//! regular files only, size checked before reading, read bounded. Never by a
+//! path such as /proc/<pid>/root/work/output.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::BorrowedFd;
+
+use nix::errno::Errno;
+
+use crate::sys;
+
+/// A file read out of /work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkFile {
+    pub data: Vec<u8>,
+    /// The file was larger than the cap; `data` holds the first `cap` bytes.
+    pub truncated: bool,
+    /// The file's size as the kernel reported it.
+    pub size: u64,
+}
+
+/// Why a work file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkFileError {
+    #[error("output file {0:?} is not a plain file name")]
+    BadName(String),
+    #[error("output file is missing")]
+    Missing,
+    #[error("output file is a symlink or resolves outside the work directory")]
+    Link,
+    #[error("output file is not a regular file")]
+    NotRegular,
+    #[error("output file could not be read: {0}")]
+    Io(Errno),
+}
+
+/// Read `name` from the work directory `dir`, at most `cap` bytes.
+pub fn read_work_file(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    cap: u64,
+) -> Result<WorkFile, WorkFileError> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(WorkFileError::BadName(name.to_owned()));
+    }
+    let cname = CString::new(name).map_err(|_| WorkFileError::BadName(name.to_owned()))?;
+    let fd = sys::openat2_beneath(dir, &cname).map_err(|e| match e.errno {
+        Errno::ENOENT => WorkFileError::Missing,
+        Errno::ELOOP | Errno::EXDEV => WorkFileError::Link,
+        other => WorkFileError::Io(other),
+    })?;
+    let st = nix::sys::stat::fstat(&fd).map_err(WorkFileError::Io)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(WorkFileError::NotRegular);
+    }
+    let size = st.st_size as u64;
+    let want = size.min(cap);
+    let mut data = Vec::with_capacity(want as usize);
+    let mut file = std::fs::File::from(fd);
+    (&mut file)
+        .take(want)
+        .read_to_end(&mut data)
+        .map_err(|e| WorkFileError::Io(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    Ok(WorkFile {
+        truncated: size > cap,
+        data,
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn dir() -> (tempfile::TempDir, std::fs::File) {
+        let t = tempfile::tempdir().unwrap();
+        let f = std::fs::File::open(t.path()).unwrap();
+        (t, f)
+    }
+
+    #[test]
+    fn work_file_regular_file_is_read_and_capped() {
+        let (t, d) = dir();
+        std::fs::write(t.path().join("out"), b"hello world").unwrap();
+        let w = read_work_file(d.as_fd(), "out", 5).unwrap();
+        assert_eq!(w.data, b"hello");
+        assert!(w.truncated);
+        assert_eq!(w.size, 11);
+        let w = read_work_file(d.as_fd(), "out", 100).unwrap();
+        assert_eq!(w.data, b"hello world");
+        assert!(!w.truncated);
+    }
+
+    #[test]
+    fn work_file_symlink_is_refused() {
+        let (t, d) = dir();
+        std::os::unix::fs::symlink("/etc/passwd", t.path().join("out")).unwrap();
+        assert_eq!(
+            read_work_file(d.as_fd(), "out", 100),
+            Err(WorkFileError::Link)
+        );
+    }
+
+    #[test]
+    fn work_file_dotdot_and_slashes_are_refused() {
+        let (_t, d) = dir();
+        for bad in ["../../../etc/passwd", "a/b", "..", ""] {
+            assert!(matches!(
+                read_work_file(d.as_fd(), bad, 100),
+                Err(WorkFileError::BadName(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn work_file_directory_or_fifo_is_not_regular() {
+        let (t, d) = dir();
+        std::fs::create_dir(t.path().join("out")).unwrap();
+        assert_eq!(
+            read_work_file(d.as_fd(), "out", 100),
+            Err(WorkFileError::NotRegular)
+        );
+        nix::unistd::mkfifo(
+            &t.path().join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        assert_eq!(
+            read_work_file(d.as_fd(), "fifo", 100),
+            Err(WorkFileError::NotRegular)
+        );
+    }
+
+    #[test]
+    fn work_file_huge_sparse_file_is_checked_by_size_first() {
+        let (t, d) = dir();
+        let f = std::fs::File::create(t.path().join("out")).unwrap();
+        f.set_len(1 << 40).unwrap();
+        let w = read_work_file(d.as_fd(), "out", 16).unwrap();
+        assert_eq!(w.data.len(), 16);
+        assert!(w.truncated);
+    }
+
+    #[test]
+    fn work_file_missing_is_reported() {
+        let (_t, d) = dir();
+        assert_eq!(
+            read_work_file(d.as_fd(), "out", 1),
+            Err(WorkFileError::Missing)
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! paddock-supervisor: the `paddockd` daemon and the `paddock` client.
+//!
+//! This session's surface: `paddockd run` (one sandboxed command, one JSON
+//! result) and `paddockd check` (validate policy files).
+
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod result_json;
+pub mod run;
+pub mod slots;

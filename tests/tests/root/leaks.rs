@@ -1,0 +1,54 @@
+//! Nothing survives a run: mounts, cgroups, processes (DESIGN "A run never leaves ...").
+
+use integration_tests::*;
+
+#[test]
+fn leaks_nothing_survives_many_runs() {
+    require_root();
+    let _x = exclusive();
+    let d = FnDir::new();
+    let normal = d.policy().name("normal").write();
+    let short = d
+        .policy()
+        .name("short")
+        .limit("timeout_ms", "500")
+        .limit("kill_grace_ms", "100")
+        .write();
+    // Warm-up: whatever a first run creates once (a parent cgroup) is not a leak.
+    assert_eq!(
+        run(&normal, &["/fn/probe", "status"], None).status(),
+        "exited"
+    );
+    let before = HostSnapshot::take();
+    assert_eq!(
+        before.sandbox_pids,
+        Vec::<u32>::new(),
+        "sandbox processes before the runs"
+    );
+
+    let runs: [(&std::path::Path, &[&str], &str); 7] = [
+        (&normal, &["/fn/probe", "status"], "exited"),
+        (&short, &["/fn/probe", "sleep", "3600"], "timeout"),
+        (
+            &short,
+            &["/fn/probe", "ignore_sigterm_and_sleep", "3600"],
+            "timeout",
+        ),
+        (&normal, &["/fn/probe", "fork_bomb", "3600"], "exited"),
+        (&short, &["/fn/probe", "escape_kill", "3600"], "timeout"),
+        (&normal, &["/fn/probe", "alloc", "96MiB"], "oom"),
+        (&normal, &["/fn/no-such-file"], "failed_to_start"),
+    ];
+    for (p, cmd, status) in runs {
+        let r = run(p, cmd, None);
+        assert_eq!(r.status(), status, "{cmd:?}: {r}");
+    }
+    // Concurrent runs too.
+    let a = spawn(&short, &["/fn/probe", "spin"], None);
+    let b = spawn(&normal, &["/fn/probe", "fork_bomb", "1"], None);
+    assert_eq!(a.wait().status(), "timeout");
+    assert_eq!(b.wait().status(), "exited");
+
+    let after = HostSnapshot::take();
+    assert_eq!(after, before, "host state changed");
+}

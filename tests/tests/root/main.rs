@@ -1,0 +1,29 @@
+//! Root integration tests: real sandboxes started with `paddockd run`, checked
+//! against the rows of ATTACKS.md. Every test fails (never skips) without root.
+//! Run with `cargo test -p integration-tests --features root-tests` after
+//! `cargo build --workspace` (paddockd and probe must be built).
+
+/// One test that runs the probe once and expects a given errno.
+macro_rules! errno_test {
+    ($(#[$m:meta])* $name:ident, [$($arg:expr),* $(,)?], $errno:expr) => {
+        $(#[$m])*
+        #[test]
+        fn $name() {
+            integration_tests::require_root();
+            let (_d, p) = integration_tests::setup();
+            let line = integration_tests::probe(&p, &[$($arg),*]);
+            integration_tests::assert_errno(&line, $errno);
+        }
+    };
+}
+
+mod fd;
+mod fs;
+mod leaks;
+mod life;
+mod net_ipc;
+mod privs;
+mod proc;
+mod resources;
+mod runtimes;
+mod seccomp;

@@ -1,0 +1,163 @@
+//! RS1, RS2, RS4, RS7: pids, memory, disk, rlimits and CPU.
+
+use integration_tests::*;
+
+// RS1: fork and thread bombs stop at pids.max with EAGAIN.
+#[test]
+fn resources_fork_bomb_hits_eagain() {
+    require_root();
+    let (_d, p) = setup();
+    let r = probe(&p, &["fork_bomb", "2"]);
+    assert_errno(&r, "EAGAIN");
+    assert!(r["count"].as_u64().unwrap_or(99) < 32, "{r}");
+}
+
+#[test]
+fn resources_fork_bomb_reports_pids_limit() {
+    require_root();
+    let (_d, p) = setup();
+    let r = run(&p, &["/fn/probe", "fork_bomb", "1"], None);
+    assert_errno(&r.probe_exited(), "EAGAIN");
+    assert_eq!(r.limit(), Some("pids"), "{r}");
+}
+
+#[test]
+fn resources_thread_bomb_hits_eagain() {
+    require_root();
+    let (_d, p) = setup();
+    let r = probe(&p, &["thread_bomb"]);
+    assert_errno(&r, "EAGAIN");
+    assert!(r["count"].as_u64().unwrap_or(99) < 32, "{r}");
+}
+
+#[test]
+fn resources_fork_bomb_leaves_neighbour_unaffected() {
+    require_root();
+    let d = FnDir::new();
+    let bomb = d.policy().name("bomb").write();
+    let calm = d.policy().name("calm").write();
+    let b = spawn(&bomb, &["/fn/probe", "fork_bomb", "2"], None);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let n = run(&calm, &["/fn/probe", "fork_bomb", "0", "10"], None);
+    assert_ok(&n.probe_exited());
+    assert_eq!(n.probe()["count"], 10, "{n}");
+    assert_errno(&b.wait().probe_exited(), "EAGAIN");
+}
+
+// RS2: memory.
+#[test]
+fn resources_memory_bomb_is_oom() {
+    require_root();
+    let (_d, p) = setup();
+    let r = run(&p, &["/fn/probe", "alloc", "96MiB"], None);
+    assert_eq!(r.status(), "oom", "{r}");
+    assert_eq!(r.limit(), Some("memory"), "{r}");
+}
+
+#[test]
+fn resources_two_processes_memory_is_oom() {
+    require_root();
+    let (_d, p) = setup();
+    let r = run(&p, &["/fn/probe", "alloc_children", "2", "40MiB"], None);
+    assert_eq!(r.status(), "oom", "{r}");
+    assert_eq!(r.limit(), Some("memory"), "{r}");
+}
+
+#[test]
+fn resources_memory_peak_is_reported() {
+    require_root();
+    let (_d, p) = setup();
+    let r = run(&p, &["/fn/probe", "alloc", "24MiB"], None);
+    assert_ok(&r.probe_exited());
+    let peak = r.int("memory_peak_bytes");
+    assert!((24 << 20..=64 << 20).contains(&peak), "{r}");
+}
+
+// RS4: disk and rlimits.
+#[test]
+fn resources_tmp_fill_is_enospc() {
+    require_root();
+    let d = FnDir::new();
+    let p = d.policy().limit("fsize", "\"64MiB\"").write();
+    let r = probe(&p, &["fill_tmp", "/tmp/big"]);
+    assert_errno(&r, "ENOSPC");
+    assert!(r["bytes"].as_u64().unwrap_or(u64::MAX) <= 16 << 20, "{r}");
+}
+
+#[test]
+fn resources_tmp_inodes_is_enospc() {
+    require_root();
+    let (_d, p) = setup();
+    let r = probe(&p, &["many_files", "/tmp", "1000000"]);
+    assert_errno(&r, "ENOSPC");
+    assert!(r["count"].as_u64().unwrap_or(u64::MAX) <= 4096, "{r}");
+}
+
+#[test]
+fn resources_write_past_fsize_is_sigxfsz() {
+    require_root();
+    let d = FnDir::new();
+    let p = d.policy().limit("fsize", "\"1MiB\"").write();
+    let r = run(
+        &p,
+        &["/fn/probe", "write_past_fsize", "/tmp/f", "2MiB"],
+        None,
+    );
+    assert_eq!(r.status(), "signaled", "{r}");
+    assert_eq!(r.signal(), Some(25), "{r}");
+    assert_eq!(r.limit(), Some("fsize"), "{r}");
+}
+
+#[test]
+fn resources_write_past_fsize_ignored_is_efbig() {
+    require_root();
+    let d = FnDir::new();
+    let p = d.policy().limit("fsize", "\"1MiB\"").write();
+    let r = probe(&p, &["write_past_fsize", "/tmp/f", "2MiB", "ignore"]);
+    assert_errno(&r, "EFBIG");
+    assert_eq!(r["bytes"], 1 << 20, "{r}");
+}
+
+#[test]
+fn resources_many_fds_is_emfile() {
+    require_root();
+    let (_d, p) = setup();
+    let r = probe(&p, &["many_fds", "100000"]);
+    assert_errno(&r, "EMFILE");
+    assert_eq!(r["count"], 256 - 3, "{r}");
+}
+
+#[test]
+fn resources_rlimits_are_set() {
+    require_root();
+    let (_d, p) = setup();
+    let r = probe(&p, &["rlimits"]);
+    assert_eq!(r["core"], serde_json::json!([0, 0]), "{r}");
+    assert_eq!(r["nofile"][0], 256, "{r}");
+    assert_eq!(r["fsize"][0], 16u64 << 20, "{r}");
+}
+
+// RS7: CPU.
+errno_test!(resources_nice_negative_is_eperm, ["nice", "-20"], "EPERM");
+errno_test!(resources_sched_fifo_is_eperm, ["sched_fifo"], "EPERM");
+
+#[test]
+fn resources_cpu_hog_is_capped() {
+    require_root();
+    let d = FnDir::new();
+    let p = d.policy().limit("cpu", "0.5").write();
+    let r = run(&p, &["/fn/probe", "cpu_hog", "8", "1.5"], None);
+    let h = r.probe_exited();
+    let (cpu, wall) = (
+        h["cpu_ms"].as_u64().unwrap_or(0),
+        h["wall_ms"].as_u64().unwrap_or(1),
+    );
+    // 0.5 core over `wall`, plus one CFS period of slack.
+    assert!(
+        cpu <= wall * 6 / 10 + 100,
+        "cpu {cpu} ms over {wall} ms: {r}"
+    );
+    assert!(cpu >= wall / 4, "the hog did run: {r}");
+    let reported = r.int("cpu_user_ms") + r.int("cpu_system_ms");
+    assert!(reported as u64 >= cpu * 9 / 10, "{r}");
+}
