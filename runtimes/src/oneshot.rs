@@ -1,8 +1,10 @@
-//! Drive one sandbox to completion from a blocking caller (`paddockd run`,
-//! tests): stdin written without blocking while stdout and stderr are
-//! drained, output capped (the excess is read and dropped so the function
-//! never blocks on a full pipe), the deadline enforced with SIGTERM and, after
-//! the grace, SIGKILL of the whole tree.
+//! One invocation from launch to report. [`Run`] is event-driven (the caller
+//! polls its fds and calls it back), so the same code serves the daemon's
+//! event loop and the blocking [`run`] used by `paddockd run` and tests:
+//! stdin written without blocking while stdout and stderr are drained, output
+//! capped (the excess is read and dropped so the function never blocks on a
+//! full pipe), the deadline enforced with SIGTERM and, after the grace,
+//! SIGKILL of the whole tree.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -29,12 +31,9 @@ impl Capture {
     /// Read what is available; keep at most `cap` bytes.
     pub fn read_from(&mut self, fd: BorrowedFd<'_>, cap: u64) {
         let mut buf = [0u8; 64 * 1024];
-        loop {
+        while !self.eof {
             match nix::unistd::read(fd, &mut buf) {
-                Ok(0) => {
-                    self.eof = true;
-                    return;
-                }
+                Ok(0) => self.eof = true,
                 Ok(n) => {
                     let room = (cap as usize).saturating_sub(self.data.len());
                     if n > room {
@@ -44,130 +43,275 @@ impl Capture {
                 }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return,
-                Err(_) => {
-                    self.eof = true;
-                    return;
+                Err(_) => self.eof = true,
+            }
+        }
+    }
+}
+
+/// A launched invocation.
+#[derive(Debug)]
+pub struct Run {
+    sb: Sandbox,
+    protocol: Protocol,
+    cap: u64,
+    grace: Duration,
+    deadline: Instant,
+    kill_at: Option<Instant>,
+    timed_out: bool,
+    cancelled: bool,
+    stdin: Option<OwnedFd>,
+    input: Vec<u8>,
+    written: usize,
+    stdout: Capture,
+    stderr: Capture,
+    exit: Option<Exit>,
+    exec_path: String,
+}
+
+/// Launch an invocation. A launch failure is a report, not an error; errors
+/// are for invocations that cannot be turned into a sandbox at all.
+pub fn start(
+    p: &PreparedPolicy,
+    inv: &Invocation,
+    ctx: &LaunchContext,
+    queued: Duration,
+) -> Result<Result<Run, RunReport>, RuntimeError> {
+    let policy = &p.policy;
+    let timeout = inv.timeout(policy)?.saturating_sub(queued);
+    let spec = native::sandbox_spec(p, inv, ctx)?;
+    let started = Instant::now();
+    let mut sb = match spawn(&spec) {
+        Ok(sb) => sb,
+        Err(e) => {
+            return Ok(Err(RunReport::failed(
+                ctx.ids.host_uid,
+                started.elapsed(),
+                start_error(&e),
+            )))
+        }
+    };
+    let stdin = if inv.input.is_empty() {
+        None
+    } else {
+        sb.take_stdin()
+    };
+    Ok(Ok(Run {
+        deadline: sb.started() + timeout,
+        sb,
+        protocol: policy.protocol,
+        cap: policy.limits.output_bytes,
+        grace: policy.limits.kill_grace,
+        kill_at: None,
+        timed_out: false,
+        cancelled: false,
+        stdin,
+        input: if policy.protocol == Protocol::Stdio {
+            inv.input.clone()
+        } else {
+            Vec::new()
+        },
+        written: 0,
+        stdout: Capture::default(),
+        stderr: Capture::default(),
+        exit: None,
+        exec_path: spec.exec.path.display().to_string(),
+    }))
+}
+
+impl Run {
+    /// The sandbox's fds to watch: pidfd (readable at exit), stdout, stderr.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.sb.pidfd()
+    }
+    pub fn stdout_fd(&self) -> BorrowedFd<'_> {
+        self.sb.stdout()
+    }
+    pub fn stderr_fd(&self) -> BorrowedFd<'_> {
+        self.sb.stderr()
+    }
+    /// The stdin pipe while input remains to be written.
+    pub fn stdin_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.stdin.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Drain stdout and stderr as far as they go now.
+    pub fn on_output(&mut self) {
+        self.stdout.read_from(self.sb.stdout(), self.cap);
+        self.stderr.read_from(self.sb.stderr(), self.cap);
+    }
+
+    /// Write more input; returns true once stdin is closed.
+    pub fn on_stdin(&mut self) -> bool {
+        if let Some(fd) = &self.stdin {
+            loop {
+                if self.written >= self.input.len() {
+                    break;
+                }
+                match nix::unistd::write(fd, &self.input[self.written..]) {
+                    Ok(n) => self.written += n,
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::EAGAIN) => return false,
+                    Err(_) => break, // EPIPE: the function stopped reading
                 }
             }
+            // Closing the pipe is the function's EOF.
+            self.stdin = None;
+        }
+        true
+    }
+
+    /// Check for the end (call when the pidfd is readable). True once ended.
+    pub fn on_exit(&mut self) -> bool {
+        if self.exit.is_none() {
+            if let Ok(Some(e)) = self.sb.try_wait() {
+                self.exit = Some(e);
+            }
+        }
+        self.exit.is_some()
+    }
+
+    /// Whether the sandbox has ended.
+    pub fn ended(&self) -> bool {
+        self.exit.is_some()
+    }
+
+    /// Stop now: SIGTERM and the grace, as for a timeout, reported as cancelled.
+    pub fn cancel(&mut self, now: Instant) {
+        if !self.cancelled && !self.timed_out && self.exit.is_none() {
+            self.cancelled = true;
+            self.sb.terminate();
+            self.kill_at = Some(now + self.grace);
         }
     }
-}
 
-/// What driving the sandbox produced.
-#[derive(Debug)]
-pub struct Driven {
-    pub exit: Exit,
-    pub stdout: Capture,
-    pub stderr: Capture,
-    pub timed_out: bool,
-}
-
-fn remaining(until: Instant) -> PollTimeout {
-    let ms = until.saturating_duration_since(Instant::now()).as_millis();
-    PollTimeout::try_from(ms.min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
-}
-
-/// Feed `input`, capture output, enforce `timeout` then `grace`, until the
-/// sandbox has ended and its pipes are drained.
-pub fn drive(
-    sb: &mut Sandbox,
-    input: &[u8],
-    timeout: Duration,
-    grace: Duration,
-    cap: u64,
-) -> Driven {
-    let start = sb.started();
-    let deadline = start + timeout;
-    let mut kill_at: Option<Instant> = None;
-    let mut stdin: Option<OwnedFd> = sb.take_stdin();
-    let mut written = 0usize;
-    if input.is_empty() {
-        stdin = None;
+    /// Act on the clock; returns when to be called again (None: not before an event).
+    pub fn on_timer(&mut self, now: Instant) -> Option<Instant> {
+        if self.exit.is_some() {
+            return None;
+        }
+        if !self.timed_out && !self.cancelled && now >= self.deadline {
+            self.timed_out = true;
+            self.sb.terminate();
+            self.kill_at = Some(now + self.grace);
+        }
+        match self.kill_at {
+            Some(k) if now >= k => {
+                self.sb.kill();
+                self.kill_at = None;
+                None
+            }
+            Some(k) => Some(k),
+            None if self.timed_out || self.cancelled => None,
+            None => Some(self.deadline),
+        }
     }
-    let mut out = Capture::default();
-    let mut err = Capture::default();
-    let mut exit: Option<Exit> = None;
-    let mut timed_out = false;
-    loop {
-        if exit.is_none() {
-            if let Ok(Some(e)) = sb.try_wait() {
-                exit = Some(e);
+
+    /// After the end: drain the pipes (every writer is dead), read the FILE
+    /// output, remove the cgroup, and build the report.
+    pub fn finish(mut self) -> (RunReport, bool) {
+        self.on_output();
+        let wall = self.sb.started().elapsed();
+        let (output, output_truncated, output_error) = match (self.protocol, self.sb.work_dir()) {
+            (Protocol::File, Some(dir)) => {
+                match paddock_sandbox::read_work_file(dir, OUTPUT_NAME, self.cap) {
+                    Ok(f) => (Some(f.data), f.truncated, None),
+                    Err(e) => (None, false, Some(e.to_string())),
+                }
             }
-        }
-        if let Some(e) = exit {
-            // Everything in the sandbox is dead: drain what the pipes hold.
-            out.read_from(sb.stdout(), cap);
-            err.read_from(sb.stderr(), cap);
-            if (out.eof && err.eof)
-                || Instant::now() > start + timeout + grace + Duration::from_secs(1)
-            {
-                return Driven {
-                    exit: e,
-                    stdout: out,
-                    stderr: err,
-                    timed_out,
-                };
-            }
-        }
-        let now = Instant::now();
-        if !timed_out && now >= deadline {
-            timed_out = true;
-            sb.terminate();
-            kill_at = Some(now + grace);
-        }
-        if let Some(k) = kill_at {
-            if now >= k {
-                sb.kill();
-                kill_at = None;
-            }
-        }
-        let until = kill_at.unwrap_or(if timed_out {
-            now + Duration::from_millis(50)
-        } else {
-            deadline
-        });
-        let mut fds = Vec::with_capacity(4);
-        fds.push(PollFd::new(sb.pidfd(), PollFlags::POLLIN));
-        if !out.eof {
-            fds.push(PollFd::new(sb.stdout(), PollFlags::POLLIN));
-        }
-        if !err.eof {
-            fds.push(PollFd::new(sb.stderr(), PollFlags::POLLIN));
-        }
-        let stdin_slot = stdin.as_ref().map(|fd| {
-            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
-            fds.len() - 1
-        });
-        let timeout = if exit.is_some() {
-            PollTimeout::from(10u8)
-        } else {
-            remaining(until)
+            _ => (None, false, None),
         };
-        match poll(&mut fds, timeout) {
+        let landlock = self.sb.landlock();
+        let host_uid = self.sb.host_uid();
+        let exit = self.exit.unwrap_or(Exit::Killed(9));
+        let usage = self.sb.finish().unwrap_or_default();
+        let mut r = RunReport {
+            status: Status::Exited,
+            exit_code: None,
+            signal: None,
+            stdout_truncated: self.stdout.truncated,
+            stderr_truncated: self.stderr.truncated,
+            stdout: self.stdout.data,
+            stderr: self.stderr.data,
+            output,
+            output_truncated,
+            output_error,
+            wall,
+            cpu_user: usage.cpu_user,
+            cpu_system: usage.cpu_system,
+            memory_peak_bytes: usage.memory_peak_bytes,
+            limit: None,
+            landlock: Some(landlock),
+            host_uid,
+            error: None,
+        };
+        match exit {
+            Exit::Exited(c) => r.exit_code = Some(c),
+            Exit::Signaled(s) | Exit::Killed(s) => {
+                r.status = Status::Signaled;
+                r.signal = Some(s);
+            }
+            Exit::ExecFailed(errno) => {
+                r.status = Status::FailedToStart;
+                r.error = Some(StartError {
+                    step: "exec".into(),
+                    errno: Some(errno as i32),
+                    message: format!("cannot execute {}: {}", self.exec_path, errno.desc()),
+                });
+            }
+        }
+        // Which limit fired, most decisive first.
+        if self.timed_out {
+            r.status = Status::Timeout;
+            r.limit = Some(Limit::Timeout);
+        } else if usage.oom_kills > 0 {
+            r.status = Status::Oom;
+            r.limit = Some(Limit::Memory);
+        } else if r.signal == Some(nix::sys::signal::Signal::SIGXFSZ as i32) {
+            r.limit = Some(Limit::Fsize);
+        } else if usage.pids_max_hits > 0 {
+            r.limit = Some(Limit::Pids);
+        } else if r.stdout_truncated || r.stderr_truncated || r.output_truncated {
+            r.limit = Some(Limit::Output);
+        }
+        (r, self.cancelled)
+    }
+}
+
+fn timeout_until(until: Option<Instant>) -> PollTimeout {
+    match until {
+        None => PollTimeout::from(50u8),
+        Some(u) => {
+            let ms = u.saturating_duration_since(Instant::now()).as_millis();
+            PollTimeout::try_from(ms.min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
+        }
+    }
+}
+
+/// Drive a [`Run`] to its end with poll(2), for blocking callers.
+pub fn drive(run: &mut Run) {
+    let mut next = run.on_timer(Instant::now());
+    while !run.ended() {
+        let mut fds = Vec::with_capacity(4);
+        fds.push(PollFd::new(run.pidfd(), PollFlags::POLLIN));
+        if !run.stdout.eof {
+            fds.push(PollFd::new(run.stdout_fd(), PollFlags::POLLIN));
+        }
+        if !run.stderr.eof {
+            fds.push(PollFd::new(run.stderr_fd(), PollFlags::POLLIN));
+        }
+        if let Some(fd) = run.stdin_fd() {
+            fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+        }
+        match poll(&mut fds, timeout_until(next)) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => std::thread::sleep(Duration::from_millis(1)),
         }
-        let stdin_ready = stdin_slot
-            .and_then(|i| fds[i].revents())
-            .is_some_and(|r| !r.is_empty());
         drop(fds);
-        if !out.eof {
-            out.read_from(sb.stdout(), cap);
-        }
-        if !err.eof {
-            err.read_from(sb.stderr(), cap);
-        }
-        if stdin_ready {
-            let fd = stdin.as_ref().expect("stdin polled");
-            match nix::unistd::write(fd, &input[written..]) {
-                Ok(n) => written += n,
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                Err(_) => written = input.len(), // EPIPE: the function stopped reading
-            }
-            if written >= input.len() {
-                stdin = None; // closing the pipe is the function's EOF
-            }
-        }
+        run.on_output();
+        run.on_stdin();
+        run.on_exit();
+        next = run.on_timer(Instant::now());
     }
 }
 
@@ -177,92 +321,13 @@ pub fn run(
     inv: &Invocation,
     ctx: &LaunchContext,
 ) -> Result<RunReport, RuntimeError> {
-    let policy = &p.policy;
-    let timeout = inv.timeout(policy)?;
-    let spec = native::sandbox_spec(p, inv, ctx)?;
-    let started = Instant::now();
-    let mut sb = match spawn(&spec) {
-        Ok(sb) => sb,
-        Err(e) => {
-            return Ok(RunReport::failed(
-                ctx.ids.host_uid,
-                started.elapsed(),
-                start_error(&e),
-            ))
-        }
-    };
-    let cap = policy.limits.output_bytes;
-    let d = drive(&mut sb, &inv.input, timeout, policy.limits.kill_grace, cap);
-    let wall = started.elapsed();
-    let (output, output_truncated, output_error) = match (policy.protocol, sb.work_dir()) {
-        (Protocol::File, Some(dir)) => match paddock_sandbox::read_work_file(dir, OUTPUT_NAME, cap)
-        {
-            Ok(f) => (Some(f.data), f.truncated, None),
-            Err(e) => (None, false, Some(e.to_string())),
-        },
-        _ => (None, false, None),
-    };
-    let landlock = sb.landlock();
-    let host_uid = sb.host_uid();
-    let usage = sb.finish().unwrap_or_default();
-    let mut r = RunReport {
-        status: Status::Exited,
-        exit_code: None,
-        signal: None,
-        stdout_truncated: d.stdout.truncated,
-        stderr_truncated: d.stderr.truncated,
-        stdout: d.stdout.data,
-        stderr: d.stderr.data,
-        output,
-        output_truncated,
-        output_error,
-        wall,
-        cpu_user: usage.cpu_user,
-        cpu_system: usage.cpu_system,
-        memory_peak_bytes: usage.memory_peak_bytes,
-        limit: None,
-        landlock: Some(landlock),
-        host_uid,
-        error: None,
-    };
-    match d.exit {
-        Exit::Exited(c) => r.exit_code = Some(c),
-        Exit::Signaled(s) | Exit::Killed(s) => {
-            r.status = Status::Signaled;
-            r.signal = Some(s);
-        }
-        Exit::ExecFailed(errno) => {
-            r.status = Status::FailedToStart;
-            r.error = Some(StartError {
-                step: "exec".into(),
-                errno: Some(errno as i32),
-                message: format!(
-                    "cannot execute {}: {}",
-                    spec.exec.path.display(),
-                    errno.desc()
-                ),
-            });
+    match start(p, inv, ctx, Duration::ZERO)? {
+        Err(report) => Ok(report),
+        Ok(mut r) => {
+            drive(&mut r);
+            Ok(r.finish().0)
         }
     }
-    // Which limit fired, most decisive first.
-    if d.timed_out {
-        r.status = Status::Timeout;
-        r.limit = Some(Limit::Timeout);
-    } else if usage.oom_kills > 0 {
-        r.status = Status::Oom;
-        r.limit = Some(Limit::Memory);
-    } else if r.signal == Some(libc_sigxfsz()) {
-        r.limit = Some(Limit::Fsize);
-    } else if usage.pids_max_hits > 0 {
-        r.limit = Some(Limit::Pids);
-    } else if r.stdout_truncated || r.stderr_truncated || r.output_truncated {
-        r.limit = Some(Limit::Output);
-    }
-    Ok(r)
-}
-
-fn libc_sigxfsz() -> i32 {
-    nix::sys::signal::Signal::SIGXFSZ as i32
 }
 
 /// A launch failure as a report field.
