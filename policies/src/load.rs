@@ -164,19 +164,49 @@ pub(crate) fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
 /// keys, the dotted key.
 pub(crate) fn syntax_problem(file: &Path, text: &str, e: &toml::de::Error) -> Problem {
     let line = e.span().map(|s| line_at(text, s.start));
-    let message = e.message().trim().replace('\n', " ");
-    let key = message
+    let message = readable(e.message().trim());
+    // The key is named in "unknown field" messages; otherwise the span
+    // points at a value, and the key is the one assigned on that line.
+    let field = message
         .strip_prefix("unknown field `")
         .and_then(|r| r.split_once('`'))
-        .map(|(field, _)| {
-            let table = line.map(|l| table_at_line(text, l)).unwrap_or_default();
-            if table.is_empty() {
-                field.to_owned()
-            } else {
-                format!("{table}.{field}")
-            }
-        });
+        .map(|(field, _)| field.to_owned())
+        .or_else(|| line.and_then(|l| key_on_line(text, l)));
+    let key = field.map(|field| {
+        let table = line.map(|l| table_at_line(text, l)).unwrap_or_default();
+        if table.is_empty() || field.contains('.') {
+            field
+        } else {
+            format!("{table}.{field}")
+        }
+    });
     Problem::error(file, line, key.as_deref(), message)
+}
+
+/// The bare or dotted key assigned on a line (`memory = ...` → `memory`).
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?.trim_start();
+    let (key, _) = l.split_once('=')?;
+    let key = key.trim();
+    let ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    ok.then(|| key.to_owned())
+}
+
+/// One line, and no internal type names: serde says "expected struct
+/// NetworkFile" where the reader needs "expected a table".
+fn readable(message: &str) -> String {
+    let mut m = message.replace('\n', " ");
+    if let Some(i) = m.find("expected struct ") {
+        let rest = &m[i + "expected struct ".len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        m = format!("{}expected a table{}", &m[..i], &rest[end..]);
+    }
+    m
 }
 
 #[cfg(test)]

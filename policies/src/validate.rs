@@ -450,7 +450,12 @@ impl Check<'_> {
                     Ok(()) => {}
                     Err(why) => self.error("module", format!("{m:?}: {why}")),
                 }
-                if !has_dir {
+                if !has_dir
+                    && !self
+                        .problems
+                        .iter()
+                        .any(|p| p.key.as_deref() == Some("directory"))
+                {
                     self.error(
                         "module",
                         "the module is looked up in the function directory, and there is none (set directory, or create <policy dir>/<name>/)".into(),
@@ -486,7 +491,11 @@ impl Check<'_> {
                     format!("command[0] {exe:?} is under /fn, but the function has no directory"),
                 );
             }
-        } else if !fs.read_only.iter().any(|b| p.starts_with(&b.path)) {
+        } else if !fs.read_only.iter().any(|b| p.starts_with(&b.path))
+            // A rejected read_only entry was reported already; its absence
+            // from the list is not a second problem.
+            && !self.problems.iter().any(|p| p.key.as_deref() == Some("filesystem.read_only"))
+        {
             self.error(
                 "command",
                 format!("command[0] {exe:?} is neither under /fn nor under a filesystem.read_only path, so it would not exist in the sandbox"),

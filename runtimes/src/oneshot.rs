@@ -91,11 +91,8 @@ pub fn start(
             )))
         }
     };
-    let stdin = if inv.input.is_empty() {
-        None
-    } else {
-        sb.take_stdin()
-    };
+    // With no input, dropping the write end now is the function's EOF.
+    let stdin = sb.take_stdin().filter(|_| !inv.input.is_empty());
     Ok(Ok(Run {
         deadline: sb.started() + timeout,
         sb,

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod protocol;
+pub mod registry;
 pub mod result_json;
 pub mod run;
 pub mod slots;
