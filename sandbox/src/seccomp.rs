@@ -12,12 +12,13 @@
 //!
 //! Denied calls get EPERM. seccompiler's architecture check kills the process
 //! for any non-x86_64 entry (int 0x80, i386). x32 calls (nr | 0x40000000)
-//! match no allowlist entry and so get EPERM too: an allowlist, unlike a
-//! denylist, cannot be bypassed through the x32 numbers.
+//! share the x86_64 architecture value, so a small hand-written filter,
+//! installed first, kills the process for any number with that bit: no x32
+//! call is ever evaluated against the allowlist.
 
 use std::collections::BTreeSet;
 
-use seccompiler::BpfProgram;
+use seccompiler::{sock_filter, BpfProgram};
 use serde_json::{json, Value};
 
 /// Which syscalls a sandbox may make.
@@ -54,6 +55,34 @@ const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
 
 fn arg(index: u8, op: Value, val: u64, len: &str) -> Value {
     json!({ "index": index, "type": len, "op": op, "val": val })
+}
+
+// linux/bpf_common.h, linux/seccomp.h, linux/audit.h
+const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
+const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
+const BPF_RET_K: u16 = 0x06;
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
+    sock_filter { code, jt, jf, k }
+}
+
+/// Kill the process on a non-x86_64 architecture or an x32 syscall number;
+/// allow everything else (the allowlist decides).
+fn x32_filter() -> BpfProgram {
+    vec![
+        insn(BPF_LD_W_ABS, 0, 0, 4), // seccomp_data.arch
+        insn(BPF_JMP_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        insn(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
+        insn(BPF_LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        insn(BPF_JMP_JSET_K, 0, 1, X32_SYSCALL_BIT),
+        insn(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
+        insn(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// The rules for one allowed syscall, with the built-in guards.
@@ -112,10 +141,12 @@ impl CompiledSeccomp {
         let mut map =
             seccompiler::compile_from_json(text.as_bytes(), seccompiler::TargetArch::x86_64)
                 .map_err(|e| SeccompError::Compile(e.to_string()))?;
-        let programs = ["enosys", "allow"]
-            .iter()
-            .map(|k| map.remove(*k).expect("compiled filter present"))
-            .collect();
+        let mut programs = vec![x32_filter()];
+        programs.extend(
+            ["enosys", "allow"]
+                .iter()
+                .map(|k| map.remove(*k).expect("compiled filter present")),
+        );
         Ok(CompiledSeccomp { programs })
     }
 
@@ -152,7 +183,7 @@ mod tests {
     #[test]
     fn seccomp_small_allowlist_compiles_to_two_programs() {
         let c = CompiledSeccomp::compile(&spec(&["read", "write", "exit_group"])).unwrap();
-        assert_eq!(c.programs.len(), 2);
+        assert_eq!(c.programs.len(), 3);
         assert!(c.instructions() > 10);
     }
 
@@ -216,8 +247,7 @@ mod tests {
                     Ok(()) => {
                         let getppid = crate::sys::syscall0_errno(libc::SYS_getppid);
                         let clone3 = crate::sys::syscall0_errno(libc::SYS_clone3);
-                        let x32 = crate::sys::syscall0_errno(libc::SYS_getpid | 0x4000_0000);
-                        let msg = [getppid as u8, clone3 as u8, x32 as u8];
+                        let msg = [getppid as u8, clone3 as u8, 0];
                         let _ = nix::unistd::write(&w, &msg);
                         0
                     }
@@ -232,7 +262,34 @@ mod tests {
                 assert_eq!(n, 3);
                 assert_eq!(buf[0] as i32, libc::EPERM, "getppid");
                 assert_eq!(buf[1] as i32, libc::ENOSYS, "clone3");
-                assert_eq!(buf[2] as i32, libc::EPERM, "x32 getpid");
+            }
+        }
+    }
+
+    #[test]
+    fn seccomp_x32_syscall_kills_the_process_with_sigsys() {
+        let c =
+            CompiledSeccomp::compile(&spec(&["read", "write", "exit_group", "getpid"])).unwrap();
+        match crate::sys::fork().unwrap() {
+            0 => {
+                if c.apply().is_ok() {
+                    crate::sys::syscall0_errno(libc::SYS_getpid | 0x4000_0000);
+                }
+                crate::sys::exit_now(0);
+            }
+            pid => {
+                let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+                assert!(
+                    matches!(
+                        st,
+                        nix::sys::wait::WaitStatus::Signaled(
+                            _,
+                            nix::sys::signal::Signal::SIGSYS,
+                            _
+                        )
+                    ),
+                    "{st:?}"
+                );
             }
         }
     }

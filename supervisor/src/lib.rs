@@ -6,8 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod conn;
+pub mod daemon;
 pub mod protocol;
 pub mod registry;
 pub mod result_json;
 pub mod run;
 pub mod slots;
+pub mod stats;

@@ -168,6 +168,7 @@ pub struct Policy {
     read_only: Vec<String>,
     seccomp: String,
     landlock: String,
+    top: String,
     extra: String,
 }
 
@@ -200,6 +201,7 @@ impl Policy {
                 .collect(),
             seccomp: "default".into(),
             landlock: "required".into(),
+            top: String::new(),
             extra: String::new(),
         }
     }
@@ -234,6 +236,13 @@ impl Policy {
         self
     }
 
+    /// Adds raw top-level TOML (before the first table).
+    pub fn top(mut self, toml: &str) -> Self {
+        self.top.push_str(toml);
+        self.top.push('\n');
+        self
+    }
+
     /// Appends raw TOML at the end of the file.
     pub fn raw(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
@@ -255,6 +264,7 @@ impl Policy {
             .map(|(k, v)| format!("{k} = {}", q(v)))
             .collect();
         let _ = writeln!(t, "env = {{ {} }}", env.join(", "));
+        t.push_str(&self.top);
         let _ = writeln!(t, "\n[limits]");
         for (k, v) in &self.limits {
             let _ = writeln!(t, "{k} = {v}");
@@ -441,6 +451,28 @@ impl Running {
             daemon_stderr: stderr,
         }
     }
+}
+
+/// Runs `paddockd run` expecting it to refuse (non-zero exit, no sandbox); returns its stderr.
+pub fn run_rejected(policy: &Path, cmd: &[&str]) -> String {
+    let mut c = Command::new(bin_path("paddockd"));
+    c.arg("run").arg("--policy").arg(policy);
+    if !cmd.is_empty() {
+        c.arg("--").args(cmd);
+    }
+    let out = c.stdin(Stdio::null()).output().expect("spawn paddockd");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "paddockd accepted it: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one-line error expected: {stderr:?}"
+    );
+    stderr
 }
 
 /// Runs one sandbox to completion.

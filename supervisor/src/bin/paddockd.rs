@@ -1,11 +1,13 @@
-//! paddockd: the Paddock daemon. This build: `run` and `check`.
+//! paddockd: the Paddock daemon (`serve`, the default), plus `run` and `check`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use paddock_supervisor::{result_json, run};
+use std::time::Duration;
+
+use paddock_supervisor::{daemon, result_json, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,11 +17,35 @@ use paddock_supervisor::{result_json, run};
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve invocations on the Unix socket (the default).
+    Serve {
+        /// Daemon configuration (default /etc/paddock/paddockd.toml, or the embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen here instead of the configured socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Read policies from here instead of the configured functions directory.
+        #[arg(long)]
+        functions: Option<PathBuf>,
+        /// Keep deployed functions here instead of the configured state directory.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// On SIGTERM, let running invocations finish for this long before killing them.
+        #[arg(long, default_value_t = 10_000)]
+        drain_timeout_ms: u64,
+        /// Close a connection whose request line is unfinished for this long.
+        #[arg(long, default_value_t = 30_000)]
+        idle_timeout_ms: u64,
+        /// Close a connection that takes none of its answers for this long.
+        #[arg(long, default_value_t = 30_000)]
+        write_timeout_ms: u64,
+    },
     /// Run one command in the sandbox a policy describes; print one JSON result.
     Run {
         /// The policy file (its stem is the function name).
@@ -47,7 +73,42 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Serve {
+        config: None,
+        socket: None,
+        functions: None,
+        state_dir: None,
+        drain_timeout_ms: 10_000,
+        idle_timeout_ms: 30_000,
+        write_timeout_ms: 30_000,
+    });
+    match command {
+        Command::Serve {
+            config,
+            socket,
+            functions,
+            state_dir,
+            drain_timeout_ms,
+            idle_timeout_ms,
+            write_timeout_ms,
+        } => {
+            let opts = daemon::ServeOptions {
+                config,
+                socket,
+                functions,
+                state_dir,
+                drain_timeout: Duration::from_millis(drain_timeout_ms),
+                idle_timeout: Duration::from_millis(idle_timeout_ms),
+                write_timeout: Duration::from_millis(write_timeout_ms),
+            };
+            match daemon::serve(opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("paddockd: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run {
             policy,
             input,

@@ -330,6 +330,14 @@ fn dispatch(args: &[String]) -> Res {
         "ls" => cmd_ls(arg(a, 0, "dir")?),
         "stat" => cmd_stat(arg(a, 0, "path")?, true),
         "lstat" => cmd_stat(arg(a, 0, "path")?, false),
+        "same" => {
+            // `same A B`: do A and B (followed) name the same inode, seen from one process?
+            let x = cmd_stat(arg(a, 0, "a")?, true)?;
+            let y = cmd_stat(arg(a, 1, "b")?, true)?;
+            let key = |m: &Obj| (m.get("dev").cloned(), m.get("ino").cloned());
+            let same = x["ok"] == true && y["ok"] == true && key(&x) == key(&y);
+            Ok(ok(json!({"same": same, "a": x, "b": y})))
+        }
         "statfs" => cmd_statfs(arg(a, 0, "path")?),
         "readlink" => cmd_readlink(arg(a, 0, "path")?),
         "mkdir" | "cgroup_mkdir" => {
@@ -483,7 +491,11 @@ fn dispatch(args: &[String]) -> Res {
             Ok(check(kill(pid, sig).into(), json!({})))
         }
         "kill_range" => cmd_kill_range(num(a, 0, "signal")?, num(a, 1, "from")?, num(a, 2, "to")?),
-        "connect_inet" => cmd_connect_inet(arg(a, 0, "ip")?, num(a, 1, "port")?),
+        "connect_inet" => cmd_connect_inet(
+            arg(a, 0, "ip")?,
+            num(a, 1, "port")?,
+            a.get(2).is_some_and(|s| s == "udp"),
+        ),
         "socket" => cmd_socket(arg(a, 0, "family")?, arg(a, 1, "type")?),
         "abstract_bind" => cmd_abstract_bind(arg(a, 0, "name")?, num(a, 1, "seconds")?),
         "abstract_connect" => cmd_abstract_connect(arg(a, 0, "name")?),
@@ -1136,18 +1148,18 @@ fn cmd_thread_bomb(max: usize) -> Res {
     std::process::exit(0);
 }
 
-fn touch(bytes: usize) -> usize {
+/// Allocates `bytes` and writes to every page; the caller keeps the memory alive.
+fn touch(bytes: usize) -> Vec<u8> {
     let mut v = vec![0u8; bytes];
     for i in (0..bytes).step_by(4096) {
         v[i] = 1;
     }
-    std::hint::black_box(&v);
-    v.len()
+    std::hint::black_box(v)
 }
 
 fn cmd_alloc(bytes: usize) -> Res {
-    let n = touch(bytes);
-    Ok(ok(json!({"bytes": n})))
+    let v = touch(bytes);
+    Ok(ok(json!({"bytes": v.len()})))
 }
 
 fn cmd_alloc_children(n: usize, bytes: usize) -> Res {
@@ -1155,8 +1167,9 @@ fn cmd_alloc_children(n: usize, bytes: usize) -> Res {
     for _ in 0..n {
         let p = fork();
         if p == 0 {
-            touch(bytes);
+            let v = touch(bytes);
             child_sleep(1);
+            drop(std::hint::black_box(v));
             child_exit(0);
         }
         if p > 0 {
@@ -1369,9 +1382,14 @@ fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> libc::c_i
     unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) }
 }
 
-fn cmd_connect_inet(ip: &str, port: u16) -> Res {
+fn cmd_connect_inet(ip: &str, port: u16, udp: bool) -> Res {
     let addr: std::net::Ipv4Addr = ip.parse().map_err(|_| format!("bad IPv4 address {ip:?}"))?;
-    let fd = socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+    let ty = if udp {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_STREAM
+    };
+    let fd = socket(libc::AF_INET, ty, 0);
     if fd < 0 {
         return Ok(fail(last_errno(), json!({"step": "socket"})));
     }

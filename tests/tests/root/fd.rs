@@ -55,3 +55,13 @@ fn fd_stdin_carries_the_input() {
     let r = run(&p, &["/fn/probe", "echo_stdin"], Some(b"payload \xce\xbb")).probe_exited();
     assert_eq!(r["content"], "payload λ", "{r}");
 }
+
+// FD3: a working directory through /proc/self/fd is refused before anything runs.
+#[test]
+fn fd_workdir_proc_self_fd_is_rejected() {
+    require_root();
+    let d = FnDir::new();
+    let p = d.policy().top("workdir = \"/proc/self/fd/7\"").write();
+    let err = run_rejected(&p, &[]);
+    assert!(err.contains("workdir"), "{err}");
+}

@@ -46,6 +46,16 @@ fn leaks_nothing_survives_many_runs() {
     // Concurrent runs too.
     let a = spawn(&short, &["/fn/probe", "spin"], None);
     let b = spawn(&normal, &["/fn/probe", "fork_bomb", "1"], None);
+    // The detector itself works: while they run, their cgroups and processes are seen.
+    let seen = eventually(std::time::Duration::from_secs(1), || {
+        let during = HostSnapshot::take();
+        during.cgroups.len() > before.cgroups.len() && !during.sandbox_pids.is_empty()
+    });
+    assert!(
+        seen,
+        "running sandboxes were not seen: {:?}",
+        HostSnapshot::take()
+    );
     assert_eq!(a.wait().status(), "timeout");
     assert_eq!(b.wait().status(), "exited");
 

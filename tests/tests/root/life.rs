@@ -78,13 +78,18 @@ fn life_escape_kill_leaves_nothing() {
         .policy()
         .limit("timeout_ms", "1500")
         .limit("kill_grace_ms", "100")
-        .limit("pids", "600")
+        .limit("pids", "256") // the daemon's ceiling
         .write();
     let before = paddock_cgroups();
     let r = run(&p, &["/fn/probe", "escape_kill", "3600"], None);
     assert_eq!(r.status(), "timeout", "{r}");
     let line = r.probe();
-    assert_eq!(line["zombies"], 500, "{r}");
+    // 500 unreaped children, or as many as pids.max allows.
+    let zombies = line["zombies"].as_u64().unwrap_or(0);
+    assert!(
+        zombies == 500 || (zombies > 200 && line["zombie_errno"] == "EAGAIN"),
+        "{r}"
+    );
     assert_eq!(line["setsid_errno"], 0, "{r}");
     let uid = r.int("host_uid") as u32;
     assert_eq!(

@@ -17,13 +17,23 @@ macro_rules! errno_test {
     };
 }
 
+#[cfg(test)]
 mod fd;
+#[cfg(test)]
 mod fs;
+#[cfg(test)]
 mod leaks;
+#[cfg(test)]
 mod life;
+#[cfg(test)]
 mod net_ipc;
+#[cfg(test)]
 mod privs;
+#[cfg(test)]
 mod proc;
+#[cfg(test)]
 mod resources;
+#[cfg(test)]
 mod runtimes;
+#[cfg(test)]
 mod seccomp;

@@ -7,16 +7,39 @@ use std::time::Duration;
 const IPC_KEY: libc::key_t = 0x5044_4b31;
 
 // IX1: no network, and no raw/packet/vsock/netlink sockets.
+// UDP connect is not mediated by Landlock: the empty network namespace answers.
 errno_test!(
-    net_connect_external_is_enetunreach,
-    ["connect_inet", "1.1.1.1", "53"],
+    net_udp_connect_external_is_enetunreach,
+    ["connect_inet", "1.1.1.1", "53", "udp"],
     "ENETUNREACH"
 );
 errno_test!(
-    net_connect_loopback_is_enetunreach,
-    ["connect_inet", "127.0.0.1", "80"],
+    net_udp_connect_loopback_is_enetunreach,
+    ["connect_inet", "127.0.0.1", "53", "udp"],
     "ENETUNREACH"
 );
+
+// TCP connect: ENETUNREACH from the network namespace, or EACCES when Landlock's
+// TCP-connect right (ABI 4+) is handled and answers first.
+#[test]
+fn net_tcp_connect_external_is_denied() {
+    require_root();
+    let (_d, p) = setup();
+    assert_errno_in(
+        &probe(&p, &["connect_inet", "1.1.1.1", "53"]),
+        &["ENETUNREACH", "EACCES"],
+    );
+}
+
+#[test]
+fn net_tcp_connect_loopback_is_denied() {
+    require_root();
+    let (_d, p) = setup();
+    assert_errno_in(
+        &probe(&p, &["connect_inet", "127.0.0.1", "80"]),
+        &["ENETUNREACH", "EACCES"],
+    );
+}
 errno_test!(
     net_packet_socket_is_eperm,
     ["socket", "packet", "raw"],
@@ -175,6 +198,7 @@ fn ipc_env_has_only_declared_variables() {
         Some("C.UTF-8"),
         "{r}"
     );
+    // Declared, the per-run variables of DESIGN.md, and a fixed PATH (not the host's).
     let allowed = [
         "GREETING",
         "LANG",
@@ -182,6 +206,7 @@ fn ipc_env_has_only_declared_variables() {
         "EXECUTION_ID",
         "TIMEOUT_MS",
         "TRACE_ID",
+        "PATH",
     ];
     for k in env.keys() {
         assert!(
@@ -189,6 +214,18 @@ fn ipc_env_has_only_declared_variables() {
             "undeclared variable {k}: {r}"
         );
     }
+    let host_path = std::env::var("PATH").unwrap_or_default();
+    if let Some(path) = env.get("PATH").and_then(|v| v.as_str()) {
+        assert!(
+            path != host_path || path == "/usr/local/bin:/usr/bin:/bin",
+            "host PATH leaked: {r}"
+        );
+    }
+    assert_eq!(
+        env.get("FUNCTION_NAME").and_then(|v| v.as_str()),
+        Some("probe"),
+        "{r}"
+    );
 }
 
 #[test]

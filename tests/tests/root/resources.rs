@@ -55,6 +55,18 @@ fn resources_memory_bomb_is_oom() {
 }
 
 #[test]
+fn resources_memory_bomb_leaves_neighbour_unaffected() {
+    require_root();
+    let d = FnDir::new();
+    let hog = d.policy().name("hog").write();
+    let calm = d.policy().name("calm").write();
+    let h = spawn(&hog, &["/fn/probe", "alloc_children", "2", "40MiB"], None);
+    let n = run(&calm, &["/fn/probe", "alloc", "16MiB"], None);
+    assert_ok(&n.probe_exited());
+    assert_eq!(h.wait().status(), "oom");
+}
+
+#[test]
 fn resources_two_processes_memory_is_oom() {
     require_root();
     let (_d, p) = setup();

@@ -1,0 +1,1216 @@
+//! `paddockd serve`: start-up, the socket, signals, and the one event loop.
+//!
+//! Single-threaded on purpose: sandboxes are cloned from this process, and a
+//! clone of a multi-threaded process can inherit a lock held by another
+//! thread. Everything (connections, runs' pipes and pidfds, signals via
+//! signalfd) is one mio `Poll`; timers are the poll timeout.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use mio::net::{UnixListener, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use serde_json::{json, Value};
+
+use paddock_policies::{DaemonConfig, GroupRef, Policy, Runtime};
+use paddock_runtimes::oneshot::{self, Run};
+use paddock_runtimes::{Invocation, LaunchContext, RunReport, Status};
+use paddock_sandbox::{cgroup, CgroupParent, IdMap};
+
+use crate::conn::{Conn, Peer, ReadOutcome};
+use crate::protocol::{self, Code, ErrorReply, InvokeReq, Request};
+use crate::registry::{Function, Registry};
+use crate::result_json;
+use crate::slots::{self, Slot};
+use crate::stats::Stats;
+
+/// Command-line overrides and timeouts of `paddockd serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub functions: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// How long SIGTERM lets running invocations finish before killing them.
+    pub drain_timeout: Duration,
+    /// A partial request line older than this closes the connection.
+    pub idle_timeout: Duration,
+    /// A client that takes none of its answers for this long is dropped.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            config: None,
+            socket: None,
+            functions: None,
+            state_dir: None,
+            drain_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] paddock_policies::ConfigError),
+    #[error("paddockd needs root (it creates namespaces and cgroups); euid is {0}")]
+    NotRoot(u32),
+    #[error("cgroups: {0}")]
+    Cgroup(io::Error),
+    #[error("socket {}: {msg}", path.display())]
+    Socket { path: PathBuf, msg: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> ServeError {
+    move |source| ServeError::Io { what, source }
+}
+
+fn log(msg: impl std::fmt::Display) {
+    eprintln!("paddockd: {msg}");
+}
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const K_CONN: usize = 2;
+const K_PIDFD: usize = 3;
+const K_STDOUT: usize = 4;
+const K_STDERR: usize = 5;
+const K_STDIN: usize = 6;
+
+fn token(id: usize, kind: usize) -> Token {
+    Token((id << 3) | kind)
+}
+
+/// An invocation waiting for a slot.
+#[derive(Debug)]
+struct Queued {
+    conn: usize,
+    id: Value,
+    func: Arc<Function>,
+    inv: Invocation,
+    arrived: Instant,
+}
+
+/// An invocation whose sandbox runs.
+#[derive(Debug)]
+struct Running {
+    conn: usize,
+    id: Value,
+    func: Arc<Function>,
+    run: Run,
+    execution_id: String,
+    arrived: Instant,
+    queued: Duration,
+    next_timer: Option<Instant>,
+    _slot: Slot,
+}
+
+struct Daemon {
+    config: DaemonConfig,
+    opts: ServeOptions,
+    poll: Poll,
+    listener: Option<UnixListener>,
+    socket_path: PathBuf,
+    signals: SignalFd,
+    registry: Registry,
+    cgroups: Arc<CgroupParent>,
+    invoke_gids: Vec<u32>,
+    admin_gids: Vec<u32>,
+    conns: HashMap<usize, Conn>,
+    next_conn: usize,
+    runs: HashMap<usize, Running>,
+    next_run: usize,
+    queues: BTreeMap<String, VecDeque<Queued>>,
+    /// Round-robin cursor over functions with queued invocations.
+    last_served: Option<String>,
+    running_per_fn: HashMap<String, u32>,
+    stats: Stats,
+    draining_until: Option<Instant>,
+    accept_retry: Option<Instant>,
+    next_housekeeping: Instant,
+    seq: u64,
+}
+
+fn resolve_groups(groups: &[GroupRef]) -> Vec<u32> {
+    groups
+        .iter()
+        .filter_map(|g| match g {
+            GroupRef::Gid(g) => Some(*g),
+            GroupRef::Name(n) => match nix::unistd::Group::from_name(n) {
+                Ok(Some(g)) => Some(g.gid.as_raw()),
+                _ => {
+                    log(format!("access: group {n:?} does not exist; ignored"));
+                    None
+                }
+            },
+        })
+        .collect()
+}
+
+/// Create the listening socket safely: a root-owned directory nobody else
+/// can write, no following a planted symlink, mode 0600 from birth (umask),
+/// then 0660 root:paddock when that group exists, all before listen(2).
+fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, ServeError> {
+    let fail = |msg: String| ServeError::Socket {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| fail("has no parent directory".into()))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create directory: {e}")))?;
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| fail(format!("directory: {e}")))?;
+    if !meta.is_dir() || meta.uid() != 0 {
+        return Err(fail(format!(
+            "{} must be a real directory owned by root",
+            dir.display()
+        )));
+    }
+    let (mode, gid) = match group {
+        Some(g) => (0o750, g),
+        None => (0o700, 0),
+    };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| fail(format!("chmod directory: {e}")))?;
+    nix::unistd::chown(
+        dir,
+        Some(nix::unistd::Uid::from_raw(0)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(|e| fail(format!("chown directory: {e}")))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(fail("another paddockd is listening on it".into()));
+            }
+            std::fs::remove_file(path).map_err(|e| fail(format!("remove stale socket: {e}")))?;
+        }
+        Ok(_) => {
+            return Err(fail(
+                "exists and is not a socket; refusing to replace it".into(),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| fail(format!("socket: {e}")))?;
+    let addr = UnixAddr::new(path).map_err(|e| fail(format!("address: {e}")))?;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = socket::bind(fd.as_raw_fd(), &addr);
+    nix::sys::stat::umask(old);
+    bound.map_err(|e| fail(format!("bind: {e}")))?;
+    let sock_mode = if group.is_some() { 0o660 } else { 0o600 };
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(0)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(|e| fail(format!("chown: {e}")))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(sock_mode))
+        .map_err(|e| fail(format!("chmod: {e}")))?;
+    socket::listen(&fd, Backlog::new(1024).expect("valid backlog"))
+        .map_err(|e| fail(format!("listen: {e}")))?;
+    Ok(UnixListener::from_std(
+        std::os::unix::net::UnixListener::from(fd),
+    ))
+}
+
+fn peer_of(stream: &UnixStream) -> Option<Peer> {
+    let cred = socket::getsockopt(stream, sockopt::PeerCredentials).ok()?;
+    let mut gids = vec![cred.gid()];
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", cred.pid())) {
+        if let Some(line) = status.lines().find(|l| l.starts_with("Groups:")) {
+            gids.extend(
+                line[7..]
+                    .split_whitespace()
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
+        }
+    }
+    Some(Peer {
+        pid: cred.pid(),
+        uid: cred.uid(),
+        gids,
+    })
+}
+
+/// Run the daemon until SIGTERM (or SIGINT) and a drain.
+pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let mut config = match &opts.config {
+        Some(p) => DaemonConfig::load(p)?,
+        None => DaemonConfig::load_or_default(Path::new(crate::run::DEFAULT_CONFIG))?,
+    };
+    if let Some(s) = &opts.socket {
+        config.socket = s.clone();
+    }
+    if let Some(f) = &opts.functions {
+        config.functions_dir = f.clone();
+    }
+    if let Some(s) = &opts.state_dir {
+        config.state_dir = s.clone();
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 {
+        return Err(ServeError::NotRoot(euid));
+    }
+    let cgroups = CgroupParent::discover().map_err(ServeError::Cgroup)?;
+    cgroups.prepare_v2().map_err(ServeError::Cgroup)?;
+    // A killed predecessor's sandboxes died with it (PDEATHSIG); its cgroups remain.
+    let prefix = format!("{}-d-", config.sandbox.cgroup_name);
+    let reaped = cgroup::reap_stale(&cgroups, &prefix);
+    if reaped > 0 {
+        log(format!(
+            "removed {reaped} cgroup(s) left by a previous instance"
+        ));
+    }
+    std::fs::create_dir_all(&config.state_dir).map_err(io_err("state directory"))?;
+    let mut registry = Registry::new(&config);
+    for p in registry.load(&config) {
+        log(p);
+    }
+    let invoke_gids = resolve_groups(&config.access.invoke.groups);
+    let admin_gids = resolve_groups(&config.access.admin.groups);
+    let socket_group = invoke_gids.first().copied();
+
+    // Signals arrive as data on an fd; the sandboxes reset their own mask.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| io_err("sigprocmask")(e.into()))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| io_err("signalfd")(e.into()))?;
+
+    let mut listener = bind_socket(&config.socket, socket_group)?;
+    let poll = Poll::new().map_err(io_err("epoll"))?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(io_err("register listener"))?;
+    poll.registry()
+        .register(
+            &mut SourceFd(&signals.as_fd().as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )
+        .map_err(io_err("register signalfd"))?;
+    log(format!(
+        "listening on {} ({} functions)",
+        config.socket.display(),
+        registry.all().count()
+    ));
+    let mut d = Daemon {
+        socket_path: config.socket.clone(),
+        config,
+        opts,
+        poll,
+        listener: Some(listener),
+        signals,
+        registry,
+        cgroups: Arc::new(cgroups),
+        invoke_gids,
+        admin_gids,
+        conns: HashMap::new(),
+        next_conn: 1,
+        runs: HashMap::new(),
+        next_run: 1,
+        queues: BTreeMap::new(),
+        last_served: None,
+        running_per_fn: HashMap::new(),
+        stats: Stats::default(),
+        draining_until: None,
+        accept_retry: None,
+        next_housekeeping: Instant::now() + Duration::from_secs(1),
+        seq: 0,
+    };
+    d.run_loop();
+    log("stopped");
+    Ok(())
+}
+
+impl Daemon {
+    fn run_loop(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self
+                .next_wakeup()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log(format!("poll: {e}"));
+                }
+            }
+            for ev in events.iter() {
+                let t = ev.token();
+                match t {
+                    LISTENER => self.accept(),
+                    SIGNALS => self.on_signals(),
+                    Token(n) => {
+                        let (id, kind) = (n >> 3, n & 7);
+                        match kind {
+                            K_CONN => self.on_conn(id, ev.is_readable(), ev.is_writable()),
+                            K_PIDFD | K_STDOUT | K_STDERR | K_STDIN => self.on_run(id, kind),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            self.on_timers();
+            if let Some(until) = self.draining_until {
+                let flushed = self.conns.values().all(|c| c.pending_write() == 0);
+                if self.runs.is_empty()
+                    && (flushed || Instant::now() > until + Duration::from_secs(1))
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        let mut t = Some(self.next_housekeeping);
+        let mut min = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |y| y.min(x)));
+            }
+        };
+        for r in self.runs.values() {
+            min(r.next_timer);
+        }
+        min(self.accept_retry);
+        min(self.draining_until);
+        t
+    }
+
+    // ---- connections -------------------------------------------------
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let Some(peer) = peer_of(&stream) else {
+                        continue;
+                    };
+                    let id = self.next_conn;
+                    self.next_conn += 1;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, token(id, K_CONN), Interest::READABLE)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    self.conns.insert(id, Conn::new(stream, peer));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the backlog keeps them; try again shortly.
+                    log(format!("accept: {e}"));
+                    self.accept_retry = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_conn(&mut self, id: usize, readable: bool, writable: bool) {
+        if writable {
+            self.flush(id);
+        }
+        if !readable {
+            return;
+        }
+        let max_line = self.config.limits.max_line_bytes as usize;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        match c.read(max_line) {
+            ReadOutcome::Open => {}
+            ReadOutcome::Closed => {
+                // Still answer what was fully received, then go.
+                self.process_lines(id);
+                self.close_conn(id);
+                return;
+            }
+            ReadOutcome::TooLarge => {
+                let e = ErrorReply::new(
+                    Code::TooLarge,
+                    format!("request line longer than {max_line} bytes; closing"),
+                );
+                self.send(id, protocol::err_line(&Value::Null, &e));
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.closing = true;
+                }
+                self.flush(id);
+                return;
+            }
+        }
+        self.process_lines(id);
+    }
+
+    fn process_lines(&mut self, id: usize) {
+        while let Some(line) = self.conns.get_mut(&id).and_then(|c| c.next_line()) {
+            let (rid, req) = protocol::parse(&line);
+            match req {
+                Err(e) => self.send(id, protocol::err_line(&rid, &e)),
+                Ok(r) => self.handle(id, rid, r),
+            }
+        }
+    }
+
+    fn send(&mut self, id: usize, line: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.queue(&line);
+        }
+        self.flush(id);
+    }
+
+    fn flush(&mut self, id: usize) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match c.flush() {
+            Ok(true) => {
+                if c.want_write {
+                    c.want_write = false;
+                    let _ = self.poll.registry().reregister(
+                        &mut c.stream,
+                        token(id, K_CONN),
+                        Interest::READABLE,
+                    );
+                }
+                if c.closing {
+                    self.close_conn(id);
+                }
+            }
+            Ok(false) => {
+                if !c.want_write {
+                    c.want_write = true;
+                    let _ = self.poll.registry().reregister(
+                        &mut c.stream,
+                        token(id, K_CONN),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+            }
+            Err(_) => self.close_conn(id),
+        }
+    }
+
+    /// Close a connection; its runs are stopped and its queued invocations dropped.
+    fn close_conn(&mut self, id: usize) {
+        if let Some(mut c) = self.conns.remove(&id) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        let now = Instant::now();
+        for r in self.runs.values_mut().filter(|r| r.conn == id) {
+            r.run.cancel(now);
+            r.next_timer = r.run.on_timer(now);
+        }
+        for q in self.queues.values_mut() {
+            q.retain(|x| x.conn != id);
+        }
+    }
+
+    // ---- requests ----------------------------------------------------
+
+    fn allowed(&self, conn: usize, admin: bool) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let (rule, gids) = if admin {
+            (&self.config.access.admin, &self.admin_gids)
+        } else {
+            (&self.config.access.invoke, &self.invoke_gids)
+        };
+        rule.uids.contains(&c.peer.uid)
+            || rule.allows_ids(c.peer.uid, &c.peer.gids)
+            || c.peer.gids.iter().any(|g| gids.contains(g))
+    }
+
+    fn handle(&mut self, conn: usize, id: Value, req: Request) {
+        if !self.allowed(conn, req.is_admin()) {
+            let uid = self
+                .conns
+                .get(&conn)
+                .map(|c| c.peer.uid)
+                .unwrap_or(u32::MAX);
+            let e = ErrorReply::new(
+                Code::Forbidden,
+                format!("uid {uid} may not use this operation (see [access] in paddockd.toml)"),
+            );
+            return self.send(conn, protocol::err_line(&id, &e));
+        }
+        let shutting = self.draining_until.is_some();
+        if shutting
+            && matches!(
+                req,
+                Request::Invoke(_) | Request::Deploy(_) | Request::Remove(_) | Request::Reload
+            )
+        {
+            let e = ErrorReply::new(Code::ShuttingDown, "paddockd is shutting down");
+            return self.send(conn, protocol::err_line(&id, &e));
+        }
+        let result = match req {
+            Request::Hello => Ok(json!({
+                "protocol": protocol::VERSION,
+                "server": concat!("paddockd/", env!("CARGO_PKG_VERSION")),
+                "ops": protocol::OPS,
+                "limits": {
+                    "max_line_bytes": self.config.limits.max_line_bytes,
+                    "concurrency": self.config.limits.concurrency,
+                    "queue": self.config.limits.queue,
+                },
+            })),
+            Request::Invoke(inv) => return self.invoke(conn, id, inv),
+            Request::Cancel(c) => Ok(self.cancel(conn, &c.request)),
+            Request::List => Ok(json!({
+                "functions": self.registry.all().map(|f| {
+                    let p = &f.prepared.policy;
+                    json!({
+                        "name": p.name.to_string(),
+                        "description": p.description,
+                        "runtime": p.runtime.as_str(),
+                        "protocol": p.protocol.as_str(),
+                        "mode": p.mode.as_str(),
+                        "origin": f.origin.as_str(),
+                        "version": f.version,
+                    })
+                }).collect::<Vec<_>>()
+            })),
+            Request::Describe(r) => match self.registry.get(&r.function) {
+                Some(f) => Ok(describe(&f)),
+                None => Err(unknown_function(&r.function)),
+            },
+            Request::Deploy(r) => self
+                .registry
+                .deploy(
+                    &r.function,
+                    &r.policy,
+                    &r.files,
+                    &r.executable,
+                    &self.config,
+                )
+                .map(|f| json!({ "function": r.function, "version": f.version })),
+            Request::Remove(r) => self
+                .registry
+                .remove(&r.function)
+                .map(|()| json!({ "removed": true })),
+            Request::Reload => Ok(self.reload()),
+            Request::Stats => {
+                let mut s = self.stats.to_json();
+                s["in_flight"] = json!(self.runs.len());
+                s["queued"] = json!(self.queues.values().map(VecDeque::len).sum::<usize>());
+                Ok(s)
+            }
+        };
+        let line = match result {
+            Ok(v) => protocol::ok_line(&id, v),
+            Err(e) => protocol::err_line(&id, &e),
+        };
+        self.send(conn, line);
+    }
+
+    fn reload(&mut self) -> Value {
+        let problems = self.registry.load(&self.config);
+        for p in &problems {
+            log(format!("reload: {p}"));
+        }
+        json!({ "functions": self.registry.all().count(), "problems": problems })
+    }
+
+    fn cancel(&mut self, conn: usize, target: &Value) -> Value {
+        let now = Instant::now();
+        if let Some(r) = self
+            .runs
+            .values_mut()
+            .find(|r| r.conn == conn && &r.id == target)
+        {
+            r.run.cancel(now);
+            r.next_timer = r.run.on_timer(now);
+            return json!({ "cancelled": true });
+        }
+        let mut found = None;
+        for q in self.queues.values_mut() {
+            if let Some(i) = q.iter().position(|x| x.conn == conn && &x.id == target) {
+                found = q.remove(i);
+                break;
+            }
+        }
+        match found {
+            Some(q) => {
+                let mut v = not_run_result(&q, Status::FailedToStart, now);
+                v["status"] = json!("cancelled");
+                self.stats.record(
+                    q.func.prepared.policy.name.as_str(),
+                    "cancelled",
+                    ms(now - q.arrived),
+                );
+                self.send(q.conn, protocol::ok_line(&q.id, v));
+                json!({ "cancelled": true })
+            }
+            None => json!({ "cancelled": false }),
+        }
+    }
+
+    fn invoke(&mut self, conn: usize, id: Value, req: InvokeReq) {
+        let now = Instant::now();
+        let Some(func) = self.registry.get(&req.function) else {
+            return self.send(
+                conn,
+                protocol::err_line(&id, &unknown_function(&req.function)),
+            );
+        };
+        let input = match (req.input, req.input_base64) {
+            (Some(_), Some(_)) => {
+                let e =
+                    ErrorReply::new(Code::BadRequest, "give `input` or `input_base64`, not both");
+                return self.send(conn, protocol::err_line(&id, &e));
+            }
+            (Some(s), None) => s.into_bytes(),
+            (None, Some(b)) => match base64::engine::general_purpose::STANDARD.decode(b) {
+                Ok(v) => v,
+                Err(e) => {
+                    let e = ErrorReply::new(Code::BadRequest, format!("input_base64: {e}"));
+                    return self.send(conn, protocol::err_line(&id, &e));
+                }
+            },
+            (None, None) => Vec::new(),
+        };
+        if self.runs.values().any(|r| r.conn == conn && r.id == id)
+            || self
+                .queues
+                .values()
+                .flatten()
+                .any(|q| q.conn == conn && q.id == id)
+        {
+            let e = ErrorReply::new(
+                Code::BadRequest,
+                format!("request id {id} is already in flight on this connection"),
+            );
+            return self.send(conn, protocol::err_line(&id, &e));
+        }
+        self.seq += 1;
+        let inv = Invocation {
+            execution_id: format!("{}-{}", crate::run::execution_id(), self.seq),
+            trace_id: req.trace_id,
+            input,
+            timeout: req.timeout_ms.map(Duration::from_millis),
+            env: req.env,
+            command: None,
+        };
+        // Reject what can never run before it waits in a queue.
+        if let Err(e) = check_invocation(&func.prepared.policy, &inv) {
+            return self.send(conn, protocol::err_line(&id, &e));
+        }
+        let name = func.prepared.policy.name.to_string();
+        let q = Queued {
+            conn,
+            id,
+            func,
+            inv,
+            arrived: now,
+        };
+        let queue_empty = self.queues.get(&name).is_none_or(VecDeque::is_empty);
+        if queue_empty && self.can_start(&q.func) {
+            self.start(q);
+        } else if self.queues.get(&name).map_or(0, VecDeque::len)
+            < self.config.limits.queue as usize
+        {
+            self.queues.entry(name).or_default().push_back(q);
+        } else {
+            self.stats.rejected_busy += 1;
+            let retry = self.stats.median_ms().unwrap_or(100.0).ceil().max(1.0) as u64;
+            let e = ErrorReply::new(
+                Code::Busy,
+                format!(
+                    "{name}: {} running and its queue is full",
+                    self.running_per_fn.get(&name).copied().unwrap_or(0)
+                ),
+            )
+            .with("retry_after_ms", json!(retry));
+            self.send(q.conn, protocol::err_line(&q.id, &e));
+        }
+    }
+
+    fn can_start(&self, f: &Function) -> bool {
+        let running = self
+            .running_per_fn
+            .get(f.prepared.policy.name.as_str())
+            .copied()
+            .unwrap_or(0);
+        self.runs.len() < self.config.limits.concurrency as usize
+            && running < f.prepared.policy.limits.concurrency
+    }
+
+    /// Start as many queued invocations as slots allow, round-robin over functions.
+    fn schedule(&mut self) {
+        let now = Instant::now();
+        loop {
+            if self.runs.len() >= self.config.limits.concurrency as usize {
+                return;
+            }
+            let names: Vec<String> = self
+                .queues
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(n, _)| n.clone())
+                .collect();
+            if names.is_empty() {
+                return;
+            }
+            // Rotate so the function after the last one served goes first.
+            let start = match &self.last_served {
+                Some(l) => names.iter().position(|n| n > l).unwrap_or(0),
+                None => 0,
+            };
+            let mut started = false;
+            for i in 0..names.len() {
+                let name = &names[(start + i) % names.len()];
+                let ready = self.queues[name]
+                    .front()
+                    .is_some_and(|q| self.can_start(&q.func));
+                if !ready {
+                    continue;
+                }
+                let q = self
+                    .queues
+                    .get_mut(name)
+                    .and_then(VecDeque::pop_front)
+                    .expect("front exists");
+                self.last_served = Some(name.clone());
+                // Queue time counts against the deadline.
+                let timeout = q.inv.timeout(&q.func.prepared.policy).unwrap_or_default();
+                if now - q.arrived >= timeout {
+                    let v = not_run_result(&q, Status::Timeout, now);
+                    self.stats.record(name, "timeout", ms(now - q.arrived));
+                    self.send(q.conn, protocol::ok_line(&q.id, v));
+                } else {
+                    self.start(q);
+                }
+                started = true;
+                break;
+            }
+            if !started {
+                return;
+            }
+        }
+    }
+
+    fn start(&mut self, q: Queued) {
+        let now = Instant::now();
+        let name = q.func.prepared.policy.name.to_string();
+        let slot = match slots::acquire(&self.config.run_dir, self.config.sandbox.uid_count) {
+            Ok(s) => s,
+            Err(e) => {
+                let e = ErrorReply::new(Code::Busy, format!("no sandbox uid slot free: {e}"))
+                    .with("retry_after_ms", json!(100));
+                return self.send(q.conn, protocol::err_line(&q.id, &e));
+            }
+        };
+        let host = self.config.sandbox.uid_base + slot.index;
+        let ctx = LaunchContext {
+            cgroup_parent: self.cgroups.clone(),
+            cgroup_name: format!(
+                "{}-d-{}-{}",
+                self.config.sandbox.cgroup_name, slot.index, self.seq
+            ),
+            ids: IdMap {
+                host_uid: host,
+                host_gid: host,
+            },
+        };
+        let queued = now - q.arrived;
+        let execution_id = q.inv.execution_id.clone();
+        match oneshot::start(&q.func.prepared, &q.inv, &ctx, queued) {
+            Err(e) => {
+                let e = ErrorReply::new(Code::BadRequest, e.to_string());
+                self.send(q.conn, protocol::err_line(&q.id, &e));
+            }
+            Ok(Err(report)) => {
+                log(format!(
+                    "{name}: failed to start: {}",
+                    report
+                        .error
+                        .as_ref()
+                        .map(|e| e.message.as_str())
+                        .unwrap_or("?")
+                ));
+                self.respond(
+                    q.conn,
+                    &q.id,
+                    &q.func,
+                    &execution_id,
+                    report,
+                    queued,
+                    q.arrived,
+                    false,
+                );
+            }
+            Ok(Ok(run)) => {
+                let rid = self.next_run;
+                self.next_run += 1;
+                let reg = self.poll.registry();
+                let raw = |fd: std::os::fd::BorrowedFd<'_>| fd.as_raw_fd();
+                let mut ok = reg
+                    .register(
+                        &mut SourceFd(&raw(run.pidfd())),
+                        token(rid, K_PIDFD),
+                        Interest::READABLE,
+                    )
+                    .is_ok();
+                ok &= reg
+                    .register(
+                        &mut SourceFd(&raw(run.stdout_fd())),
+                        token(rid, K_STDOUT),
+                        Interest::READABLE,
+                    )
+                    .is_ok();
+                ok &= reg
+                    .register(
+                        &mut SourceFd(&raw(run.stderr_fd())),
+                        token(rid, K_STDERR),
+                        Interest::READABLE,
+                    )
+                    .is_ok();
+                if let Some(fd) = run.stdin_fd() {
+                    ok &= reg
+                        .register(
+                            &mut SourceFd(&raw(fd)),
+                            token(rid, K_STDIN),
+                            Interest::WRITABLE,
+                        )
+                        .is_ok();
+                }
+                if !ok {
+                    log("could not watch a run's fds; stopping it");
+                }
+                *self.running_per_fn.entry(name).or_default() += 1;
+                let mut r = Running {
+                    conn: q.conn,
+                    id: q.id,
+                    func: q.func,
+                    run,
+                    execution_id,
+                    arrived: q.arrived,
+                    queued,
+                    next_timer: None,
+                    _slot: slot,
+                };
+                if !ok {
+                    r.run.cancel(now);
+                }
+                r.next_timer = r.run.on_timer(now);
+                self.runs.insert(rid, r);
+                // The sandbox may already have ended (a fast failure).
+                self.on_run(rid, K_PIDFD);
+            }
+        }
+    }
+
+    fn on_run(&mut self, rid: usize, kind: usize) {
+        let Some(r) = self.runs.get_mut(&rid) else {
+            return;
+        };
+        match kind {
+            K_STDOUT | K_STDERR => r.run.on_output(),
+            K_STDIN => {
+                let fd = r.run.stdin_fd().map(|f| f.as_raw_fd());
+                if r.run.on_stdin() {
+                    if let Some(fd) = fd {
+                        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let Some(r) = self.runs.get_mut(&rid) else {
+            return;
+        };
+        if r.run.on_exit() {
+            self.complete(rid);
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<usize> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.next_timer.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for rid in due {
+            if let Some(r) = self.runs.get_mut(&rid) {
+                r.next_timer = r.run.on_timer(now);
+            }
+            self.on_run(rid, K_PIDFD);
+        }
+        if self.accept_retry.is_some_and(|t| t <= now) {
+            self.accept_retry = None;
+            self.accept();
+        }
+        if let Some(until) = self.draining_until {
+            if now >= until {
+                for r in self.runs.values_mut() {
+                    r.run.cancel(now);
+                    r.next_timer = r.run.on_timer(now);
+                }
+            }
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + Duration::from_millis(250);
+            let (idle, wt) = (self.opts.idle_timeout, self.opts.write_timeout);
+            let stalled: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.stalled(now, idle, wt))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stalled {
+                self.close_conn(id);
+            }
+        }
+    }
+
+    fn complete(&mut self, rid: usize) {
+        let Some(r) = self.runs.remove(&rid) else {
+            return;
+        };
+        let reg = self.poll.registry();
+        for fd in [
+            Some(r.run.pidfd()),
+            Some(r.run.stdout_fd()),
+            Some(r.run.stderr_fd()),
+            r.run.stdin_fd(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
+        let name = r.func.prepared.policy.name.to_string();
+        if let Some(n) = self.running_per_fn.get_mut(&name) {
+            *n = n.saturating_sub(1);
+        }
+        let (report, cancelled) = r.run.finish();
+        self.respond(
+            r.conn,
+            &r.id,
+            &r.func,
+            &r.execution_id,
+            report,
+            r.queued,
+            r.arrived,
+            cancelled,
+        );
+        drop(r.func);
+        self.registry.collect_garbage();
+        self.schedule();
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
+    fn respond(
+        &mut self,
+        conn: usize,
+        id: &Value,
+        func: &Function,
+        execution_id: &str,
+        report: RunReport,
+        queued: Duration,
+        arrived: Instant,
+        cancelled: bool,
+    ) {
+        let mut v = result_json::to_json(&report);
+        let status = if cancelled {
+            "cancelled"
+        } else {
+            report.status.as_str()
+        };
+        v["status"] = json!(status);
+        v["execution_id"] = json!(execution_id);
+        v["function"] = json!(func.prepared.policy.name.to_string());
+        v["version"] = json!(func.version);
+        v["queue_ms"] = json!(queued.as_millis() as u64);
+        self.stats.record(
+            func.prepared.policy.name.as_str(),
+            status,
+            ms(arrived.elapsed()),
+        );
+        self.send(conn, protocol::ok_line(id, v));
+    }
+
+    // ---- signals -----------------------------------------------------
+
+    fn on_signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGHUP) => {
+                    let v = self.reload();
+                    log(format!("SIGHUP: reloaded, {} functions", v["functions"]));
+                }
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => self.begin_shutdown(),
+                _ => {}
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.draining_until.is_some() {
+            return;
+        }
+        log(format!(
+            "shutting down: {} running, draining for up to {:?}",
+            self.runs.len(),
+            self.opts.drain_timeout
+        ));
+        self.draining_until = Some(Instant::now() + self.opts.drain_timeout);
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let _ = std::fs::remove_file(&self.socket_path);
+        let queued: Vec<Queued> = std::mem::take(&mut self.queues)
+            .into_values()
+            .flatten()
+            .collect();
+        for q in queued {
+            let e = ErrorReply::new(Code::ShuttingDown, "paddockd is shutting down");
+            self.send(q.conn, protocol::err_line(&q.id, &e));
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn unknown_function(name: &str) -> ErrorReply {
+    ErrorReply::new(Code::UnknownFunction, format!("no function named {name:?}"))
+}
+
+/// Request checks that do not need a sandbox: env keys, timeout.
+fn check_invocation(p: &Policy, inv: &Invocation) -> Result<(), ErrorReply> {
+    inv.timeout(p)
+        .map_err(|e| ErrorReply::new(Code::BadRequest, e.to_string()))?;
+    for k in inv.env.keys() {
+        if !p.env_passthrough.contains(k) {
+            return Err(ErrorReply::new(
+                Code::BadRequest,
+                format!("env {k}: not in the policy's env_passthrough"),
+            ));
+        }
+    }
+    if matches!(p.runtime, Runtime::Wasm { .. }) {
+        return Err(ErrorReply::new(
+            Code::BadRequest,
+            "the wasm runtime is not available in this build of paddockd",
+        ));
+    }
+    Ok(())
+}
+
+/// The result of an invocation that never got a sandbox (cancelled or timed
+/// out while queued).
+fn not_run_result(q: &Queued, status: Status, now: Instant) -> Value {
+    let waited = now - q.arrived;
+    json!({
+        "execution_id": q.inv.execution_id,
+        "function": q.func.prepared.policy.name.to_string(),
+        "version": q.func.version,
+        "status": status.as_str(),
+        "exit_code": null,
+        "signal": null,
+        "stdout": "",
+        "stderr": "",
+        "stdout_truncated": false,
+        "stderr_truncated": false,
+        "wall_ms": 0,
+        "queue_ms": waited.as_millis() as u64,
+        "cpu_user_ms": 0,
+        "cpu_system_ms": 0,
+        "memory_peak_bytes": 0,
+        "limit": if status == Status::Timeout { json!("timeout") } else { Value::Null },
+        "landlock": null,
+        "host_uid": null,
+        "error": null,
+    })
+}
+
+fn describe(f: &Function) -> Value {
+    let p = &f.prepared.policy;
+    let l = &p.limits;
+    let mut v = json!({
+        "name": p.name.to_string(),
+        "description": p.description,
+        "runtime": p.runtime.as_str(),
+        "protocol": p.protocol.as_str(),
+        "mode": p.mode.as_str(),
+        "origin": f.origin.as_str(),
+        "version": f.version,
+        "source": p.source.display().to_string(),
+        "limits": {
+            "timeout_ms": l.timeout.as_millis() as u64,
+            "kill_grace_ms": l.kill_grace.as_millis() as u64,
+            "memory_bytes": l.memory_bytes,
+            "pids": l.pids,
+            "cpu_millicores": l.cpu_millicores,
+            "output_bytes": l.output_bytes,
+            "tmp_bytes": l.tmp_bytes,
+            "concurrency": l.concurrency,
+            "wasm_fuel": l.wasm_fuel,
+        },
+        "filesystem": {
+            "read_only": p.filesystem.read_only.iter().map(|b| b.path.display().to_string()).collect::<Vec<_>>(),
+        },
+        "seccomp": { "profile": p.seccomp.profile.as_str() },
+        "landlock": p.landlock.as_str(),
+        "env_passthrough": p.env_passthrough,
+    });
+    match &p.runtime {
+        Runtime::Native { command } => v["command"] = json!(command),
+        Runtime::Wasm { module } => v["module"] = json!(module.display().to_string()),
+    }
+    v
+}
