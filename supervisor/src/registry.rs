@@ -223,8 +223,23 @@ impl Registry {
         self.fns.values()
     }
 
-    /// Deploy a new version of `name`.
+    /// Deploy a new version of `name`. On failure nothing of it stays on disk.
     pub fn deploy(
+        &mut self,
+        name: &str,
+        policy_text: &str,
+        files: &BTreeMap<String, String>,
+        executable: &[String],
+        config: &DaemonConfig,
+    ) -> Result<Arc<Function>, ErrorReply> {
+        let r = self.deploy_inner(name, policy_text, files, executable, config);
+        if r.is_err() {
+            self.collect_garbage();
+        }
+        r
+    }
+
+    fn deploy_inner(
         &mut self,
         name: &str,
         policy_text: &str,
@@ -312,7 +327,9 @@ impl Registry {
         // Validate before anything becomes visible.
         if let Err(e) = load_policy(&tmp.join(format!("{name}.toml")), config) {
             let _ = fs::remove_dir_all(&tmp);
-            return Err(ErrorReply::new(Code::InvalidPolicy, e.to_string()));
+            // Name the policy as the client sent it, not our temp path.
+            let msg = e.to_string().replace(&format!("{}/", tmp.display()), "");
+            return Err(ErrorReply::new(Code::InvalidPolicy, msg));
         }
         let vdir = dir.join(format!("v{next}"));
         fs::rename(&tmp, &vdir).map_err(internal)?;
@@ -358,10 +375,10 @@ impl Registry {
 
     /// Remove a deployed function (running invocations finish on their version).
     pub fn remove(&mut self, name: &str) -> Result<(), ErrorReply> {
-        let f = self.get(name).ok_or_else(|| {
+        let origin = self.get(name).map(|f| f.origin).ok_or_else(|| {
             ErrorReply::new(Code::UnknownFunction, format!("no function named {name:?}"))
         })?;
-        if f.origin == Origin::Config {
+        if origin == Origin::Config {
             return Err(ErrorReply::new(
                 Code::Forbidden,
                 format!(
