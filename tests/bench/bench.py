@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Paddock benchmark harness: medians, p99 and ratios against baselines measured
+in the same run (see ../shared/BENCH.md). Prints a Markdown table.
+
+    tests/bench/bench.py [--quick] [--iterations N]
+
+Needs root and a release build (it builds one). Talks only to a Unix socket
+under /var/tmp; every loop is bounded; it stops the daemon it started.
+"""
+import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REL = os.path.join(ROOT, "target", "release")
+
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
+
+def timed(fn, n):
+    out = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); out.append((time.perf_counter() - t) * 1000)
+    return out
+
+class Client:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX); self.s.connect(path)
+        self.f = self.s.makefile("rwb"); self.n = 0
+    def call(self, op, **kw):
+        self.n += 1
+        self.f.write((json.dumps(dict(id=self.n, op=op, **kw)) + "\n").encode()); self.f.flush()
+        r = json.loads(self.f.readline())
+        if not r["ok"]: raise RuntimeError(r)
+        return r["result"]
+    def close(self): self.s.close()
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a few iterations, for CI (no thresholds)")
+    ap.add_argument("--iterations", type=int, default=300)
+    a = ap.parse_args()
+    n = 30 if a.quick else a.iterations
+    if os.geteuid() != 0:
+        sys.exit("bench.py: needs root (sandboxes need namespaces and cgroups)")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "paddock-supervisor"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="paddock-bench-", dir="/var/tmp")
+    fns = os.path.join(work, "functions"); os.makedirs(os.path.join(fns, "true"))
+    with open(os.path.join(fns, "true.toml"), "w") as f:
+        f.write('runtime = "native"\ncommand = ["/bin/true"]\n[limits]\nconcurrency = 8\n')
+    sock = os.path.join(work, "run", "paddockd.sock")
+    daemon = subprocess.Popen([os.path.join(REL, "paddockd"), "serve", "--socket", sock,
+                               "--functions", fns, "--state-dir", os.path.join(work, "state")],
+                              stderr=open(os.path.join(work, "daemon.log"), "w"))
+    rows = []
+    try:
+        for _ in range(100):
+            if os.path.exists(sock): break
+            time.sleep(0.05)
+        c = Client(sock)
+        bwrap = shutil.which("bwrap")
+        true_pol = os.path.join(fns, "true.toml")
+        cases = {
+            "plain fork+exec+wait /bin/true": lambda: subprocess.run(["/bin/true"]),
+            "paddockd run /bin/true (process start included)":
+                lambda: subprocess.run([os.path.join(REL, "paddockd"), "run", "--policy", true_pol], stdout=subprocess.DEVNULL),
+            "socket invoke /bin/true (all layers)": lambda: c.call("invoke", function="true"),
+            "socket request, no launch (stats)": lambda: c.call("stats"),
+        }
+        if bwrap:
+            cases["bwrap --unshare-all /bin/true"] = lambda: subprocess.run(
+                [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--ro-bind", "/lib", "/lib",
+                 "--ro-bind", "/lib64", "/lib64", "--ro-bind", "/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
+                 "--tmpfs", "/tmp", "--", "/bin/true"])
+        res = {k: [] for k in cases}
+        for _ in range(n):  # interleaved, so noise hits every case alike
+            for k, fn in cases.items():
+                res[k] += timed(fn, 1)
+        base = statistics.median(res["plain fork+exec+wait /bin/true"])
+        for k, v in res.items():
+            rows.append((k, statistics.median(v), pct(v, 0.99), statistics.median(v) / base))
+        # Throughput with 2 concurrent clients.
+        def loop(fn_factory, secs, counts, i):
+            fn = fn_factory(); end = time.time() + secs; k = 0
+            while time.time() < end: fn(); k += 1
+            counts[i] = k
+        secs = 2 if a.quick else 5
+        tput = {}
+        for name, factory in [("plain fork+exec /bin/true", lambda: (lambda: subprocess.run(["/bin/true"]))),
+                              ("socket invoke, 2 clients", lambda: (lambda cl=Client(sock): cl.call("invoke", function="true")))] + (
+                             [("bwrap, 2 loops", lambda: (lambda: subprocess.run([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr",
+                                "--ro-bind", "/lib", "/lib", "--ro-bind", "/lib64", "/lib64", "--ro-bind", "/bin", "/bin",
+                                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true"])))] if bwrap else []):
+            counts = [0, 0]
+            ts = [threading.Thread(target=loop, args=(factory, secs, counts, i)) for i in range(2)]
+            [t.start() for t in ts]; [t.join() for t in ts]
+            tput[name] = sum(counts) / secs
+        rss = int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmRSS")][0].split()[1])
+    finally:
+        daemon.terminate()
+        try: daemon.wait(15)
+        except subprocess.TimeoutExpired: daemon.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{n} iterations per case, interleaved; {os.uname().release}, {os.cpu_count()} cores\n")
+    print("| case | median ms | p99 ms | × fork+exec |\n|---|---:|---:|---:|")
+    for k, m, p, r in rows:
+        print(f"| {k} | {m:.3f} | {p:.3f} | {r:.2f} |")
+    print("\n| throughput (2 parallel loops) | per second |\n|---|---:|")
+    for k, v in tput.items():
+        print(f"| {k} | {v:.0f} |")
+    print(f"\ndaemon RSS after the run: {rss/1024:.1f} MiB")
+
+if __name__ == "__main__":
+    main()
