@@ -155,6 +155,7 @@ pub fn sandbox_spec(
                 .map(|b| b.path.clone())
                 .collect(),
             function_dir: policy.directory.clone(),
+            extra: Vec::new(),
             tmp_bytes: policy.limits.tmp_bytes,
             tmp_inodes: policy.limits.tmp_inodes,
             work,

@@ -33,7 +33,7 @@ pub use landlock::LandlockStatus;
 pub use seccomp::{CompiledSeccomp, SeccompError, SeccompSpec};
 pub use spawn::{spawn, Exit, Sandbox};
 pub use spec::{
-    CgroupSpec, ExecSpec, IdMap, LandlockMode, Rlimits, RootSpec, SandboxSpec, WorkSpec,
+    CgroupSpec, ExecSpec, ExtraBind, IdMap, LandlockMode, Rlimits, RootSpec, SandboxSpec, WorkSpec,
 };
 pub use sys::pidfd_send_signal;
 pub use work::{read_work_file, WorkFile, WorkFileError};

@@ -154,24 +154,35 @@ impl RootPlan {
     /// Turn a [`RootSpec`] into operations. Reads the host (lstat, readlink)
     /// but changes nothing.
     pub(crate) fn new(spec: &RootSpec) -> Result<RootPlan, SpawnError> {
-        let mut ro: Vec<PathBuf> = spec.read_only.clone();
-        ro.sort();
+        // (host, target) pairs: same-path binds and the extra ones, parents first.
+        let mut ro: Vec<(PathBuf, PathBuf)> = spec
+            .read_only
+            .iter()
+            .map(|p| (p.clone(), p.clone()))
+            .chain(
+                spec.extra
+                    .iter()
+                    .map(|b| (b.host.clone(), b.target.clone())),
+            )
+            .collect();
+        ro.sort_by(|a, b| a.1.cmp(&b.1));
         ro.dedup();
         let mut ops = Vec::new();
         let mut read_paths = Vec::new();
-        for p in &ro {
-            let rel = relative(p)?;
+        for (host, target) in &ro {
+            relative(host)?;
+            let rel = relative(target)?;
             for reserved in ["fn", "proc", "dev", "tmp", "work"] {
                 if rel.starts_with(reserved) {
                     return Err(SpawnError::InvalidSpec(format!(
                         "{} would hide the sandbox's own /{reserved}",
-                        p.display()
+                        target.display()
                     )));
                 }
             }
-            let op = bind_op(p, &rel, BindKind::ReadOnly)?;
+            let op = bind_op(host, &rel, BindKind::ReadOnly)?;
             if matches!(op, RootOp::Bind { .. }) {
-                read_paths.push(p.clone());
+                read_paths.push(target.clone());
             }
             ops.push(op);
         }
@@ -413,6 +424,7 @@ mod tests {
         RootSpec {
             read_only: ro.iter().map(PathBuf::from).collect(),
             function_dir: None,
+            extra: Vec::new(),
             tmp_bytes: 1 << 20,
             tmp_inodes: 100,
             work: None,
@@ -495,6 +507,21 @@ mod tests {
             Err(SpawnError::InvalidSpec(m)) if m.contains("/proc")
         ));
         assert!(RootPlan::new(&spec(&["/dev"])).is_err());
+    }
+
+    #[test]
+    fn plan_extra_bind_lands_at_its_target() {
+        let mut s = spec(&[]);
+        s.extra.push(crate::spec::ExtraBind {
+            host: PathBuf::from("/bin/sh"),
+            target: PathBuf::from("/run/paddock/runner"),
+        });
+        let p = RootPlan::new(&s).unwrap();
+        assert!(binds(&p)
+            .iter()
+            .any(|b| b == "bind run/paddock/runner" || b.starts_with("link run/paddock/runner")));
+        s.extra[0].target = PathBuf::from("/tmp/x");
+        assert!(RootPlan::new(&s).is_err());
     }
 
     #[test]

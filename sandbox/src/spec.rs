@@ -58,11 +58,22 @@ pub struct RootSpec {
     pub read_only: Vec<PathBuf>,
     /// The function's own directory, bound read-only at `/fn`.
     pub function_dir: Option<PathBuf>,
+    /// Further read-only binds of a host file or directory at another path
+    /// (e.g. the WASM runner at `/run/paddock/paddock-wasm`). Targets must not
+    /// lie under /fn, /proc, /dev, /tmp or /work.
+    pub extra: Vec<ExtraBind>,
     /// Size and inode count of the `/tmp` tmpfs.
     pub tmp_bytes: u64,
     pub tmp_inodes: u64,
     /// A writable tmpfs at `/work` (FILE protocol), handed back as a dir fd.
     pub work: Option<WorkSpec>,
+}
+
+/// A read-only bind of `host` at `target` (inside the sandbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraBind {
+    pub host: PathBuf,
+    pub target: PathBuf,
 }
 
 /// The FILE protocol's work directory.
