@@ -330,6 +330,10 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         config.socket.display(),
         registry.all().count()
     ));
+    // systemd Type=notify: ready once the socket accepts (no-op elsewhere).
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        log(format!("sd_notify READY: {e}"));
+    }
     let mut d = Daemon {
         socket_path: config.socket.clone(),
         config,
@@ -1107,6 +1111,7 @@ impl Daemon {
             self.opts.drain_timeout
         ));
         self.draining_until = Some(Instant::now() + self.opts.drain_timeout);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
