@@ -20,5 +20,5 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 cargo build --workspace --bins
-./target/debug/paddockd check policies/examples/
+./target/debug/paddockd check policies/examples/*.toml
 cargo test --workspace --features integration-tests/root-tests -- --test-threads=2

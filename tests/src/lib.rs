@@ -2,6 +2,8 @@
 //! directories with the `probe` in them, policy files, running `paddockd run`, and
 //! snapshots of host state to prove that a run left nothing behind.
 
+pub mod daemon;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -648,4 +650,10 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The shared side of the run lock (None when this thread holds [`exclusive`]):
+/// a long-lived sandbox owner such as a test daemon holds it for its life.
+pub fn run_guard() -> Option<RwLockReadGuard<'static, ()>> {
+    shared()
 }
