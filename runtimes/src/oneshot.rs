@@ -60,6 +60,8 @@ pub struct Run {
     kill_at: Option<Instant>,
     timed_out: bool,
     cancelled: bool,
+    /// Output passed the cap: the run is being stopped (limit `output`).
+    flooded: bool,
     stdin: Option<OwnedFd>,
     input: Vec<u8>,
     written: usize,
@@ -102,6 +104,7 @@ pub fn start(
         kill_at: None,
         timed_out: false,
         cancelled: false,
+        flooded: false,
         stdin,
         input: if policy.protocol == Protocol::Stdio {
             inv.input.clone()
@@ -132,10 +135,18 @@ impl Run {
         self.stdin.as_ref().map(|f| f.as_fd())
     }
 
-    /// Drain stdout and stderr as far as they go now.
+    /// Drain stdout and stderr as far as they go now. Output past the cap
+    /// stops the run (SIGTERM, then SIGKILL after the grace): a flood is
+    /// answered at once, not at the deadline. Call `on_timer` afterwards.
     pub fn on_output(&mut self) {
         self.stdout.read_from(self.sb.stdout(), self.cap);
         self.stderr.read_from(self.sb.stderr(), self.cap);
+        let over = self.stdout.truncated || self.stderr.truncated;
+        if over && !self.flooded && !self.timed_out && !self.cancelled && self.exit.is_none() {
+            self.flooded = true;
+            self.sb.terminate();
+            self.kill_at = Some(Instant::now() + self.grace);
+        }
     }
 
     /// Write more input; returns true once stdin is closed.
@@ -187,7 +198,7 @@ impl Run {
         if self.exit.is_some() {
             return None;
         }
-        if !self.timed_out && !self.cancelled && now >= self.deadline {
+        if !self.timed_out && !self.cancelled && !self.flooded && now >= self.deadline {
             self.timed_out = true;
             self.sb.terminate();
             self.kill_at = Some(now + self.grace);
@@ -199,7 +210,7 @@ impl Run {
                 None
             }
             Some(k) => Some(k),
-            None if self.timed_out || self.cancelled => None,
+            None if self.timed_out || self.cancelled || self.flooded => None,
             None => Some(self.deadline),
         }
     }
@@ -264,6 +275,8 @@ impl Run {
         } else if usage.oom_kills > 0 {
             r.status = Status::Oom;
             r.limit = Some(Limit::Memory);
+        } else if self.flooded {
+            r.limit = Some(Limit::Output);
         } else if r.signal == Some(nix::sys::signal::Signal::SIGXFSZ as i32) {
             r.limit = Some(Limit::Fsize);
         } else if usage.pids_max_hits > 0 {

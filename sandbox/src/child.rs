@@ -125,6 +125,12 @@ fn setup(p: &ChildPlan, stdio: &ChildStdio, sock: &OwnedFd) -> Result<(), ChildE
     }
     // Before any mount: files we create must belong to the sandbox's uid.
     namespaces::switch_ids().at(Step::SwitchIds)?;
+    // Changing ids cleared the death signal (commit_creds resets it): set it
+    // again, then make sure the launcher did not die in between.
+    sys::set_pdeathsig(libc::SIGKILL).at(Step::DeathSignal)?;
+    if sync::peer_gone(sock.as_fd()) {
+        sys::exit_now(127);
+    }
     // Now that we sit in the run's cgroup, make it our cgroup namespace root.
     namespaces::unshare_cgroup().at(Step::CgroupNamespace)?;
     nix::unistd::sethostname(&p.hostname).at(Step::Hostname)?;

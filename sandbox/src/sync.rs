@@ -138,6 +138,18 @@ pub(crate) fn recv(
     Ok(Some((Msg::decode(&buf).ok_or(Errno::EPROTO)?, fd)))
 }
 
+/// Whether the other end has closed (a dead launcher), without waiting.
+pub(crate) fn peer_gone(sock: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(sock, PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +181,9 @@ mod tests {
         let (_, fd) = recv(b.as_fd(), false).unwrap().unwrap();
         assert!(fd.is_some());
         assert_eq!(recv(b.as_fd(), true).unwrap_err(), Errno::EAGAIN);
+        assert!(!peer_gone(b.as_fd()));
         drop(a);
+        assert!(peer_gone(b.as_fd()));
         assert!(recv(b.as_fd(), false).unwrap().is_none());
     }
 }

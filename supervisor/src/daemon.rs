@@ -956,7 +956,11 @@ impl Daemon {
             return;
         };
         match kind {
-            K_STDOUT | K_STDERR => r.run.on_output(),
+            K_STDOUT | K_STDERR => {
+                r.run.on_output();
+                // A flood starts the stop clock.
+                r.next_timer = r.run.on_timer(Instant::now());
+            }
             K_STDIN => {
                 let fd = r.run.stdin_fd().map(|f| f.as_raw_fd());
                 if r.run.on_stdin() {

@@ -402,7 +402,8 @@ impl Registry {
     }
 
     /// Delete version directories that are neither live nor in use, and
-    /// leftovers of interrupted deploys.
+    /// leftovers of interrupted deploys. A function whose `current` pointer
+    /// cannot be read keeps every version, so an admin can repair it.
     pub fn collect_garbage(&mut self) {
         // Versions still held by a running invocation stay.
         self.retired.retain(|f| Arc::strong_count(f) > 1);
@@ -416,24 +417,34 @@ impl Registry {
             return;
         };
         for fn_dir in rd.flatten() {
-            let Ok(versions) = fs::read_dir(fn_dir.path()) else {
+            let dir = fn_dir.path();
+            let current = match fs::read_to_string(dir.join("current")) {
+                Ok(s) => match version_of(s.trim()) {
+                    Some(v) => Some(v),
+                    None => continue, // corrupt pointer: touch nothing
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(_) => continue,
+            };
+            let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };
-            let mut any = false;
-            for v in versions.flatten() {
+            let mut left = 0;
+            for v in entries.flatten() {
                 let n = v.file_name().to_string_lossy().into_owned();
                 let p = v.path();
-                if n == "current" {
-                    any = true;
-                } else if (version_of(&n).is_some() || n.starts_with(".tmp-")) && !keep.contains(&p)
-                {
-                    let _ = fs::remove_dir_all(&p);
-                } else if version_of(&n).is_some() {
-                    any = true;
+                let stale = match version_of(&n) {
+                    Some(ver) => Some(ver) != current && !keep.contains(&p),
+                    None => n.starts_with(".tmp-") || n == ".current.tmp",
+                };
+                if stale {
+                    let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+                } else {
+                    left += 1;
                 }
             }
-            if !any {
-                let _ = fs::remove_dir_all(fn_dir.path());
+            if left == 0 {
+                let _ = fs::remove_dir(&dir);
             }
         }
     }

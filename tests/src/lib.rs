@@ -609,7 +609,9 @@ fn walk_paddock(dir: &Path, depth: usize, found: &mut Vec<String>) {
     }
 }
 
-/// Pids of host processes with any of real/effective/saved/fs uid in `uids`.
+/// Pids of live host processes with any of real/effective/saved/fs uid in
+/// `uids`. Zombies are left out: a dead sandbox init orphaned by a killed
+/// daemon waits for the host's pid 1 to reap it, holds nothing, and runs nothing.
 pub fn sandbox_processes(uids: std::ops::RangeInclusive<u32>) -> Vec<u32> {
     let mut pids = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
@@ -622,14 +624,19 @@ pub fn sandbox_processes(uids: std::ops::RangeInclusive<u32>) -> Vec<u32> {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
-        let hit = status
+        let zombie = status
             .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .is_some_and(|v| {
-                v.split_whitespace()
-                    .filter_map(|x| x.parse::<u32>().ok())
-                    .any(|u| uids.contains(&u))
-            });
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|v| v.trim_start().starts_with('Z'));
+        let hit = !zombie
+            && status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .is_some_and(|v| {
+                    v.split_whitespace()
+                        .filter_map(|x| x.parse::<u32>().ok())
+                        .any(|u| uids.contains(&u))
+                });
         if hit {
             pids.push(pid);
         }

@@ -1,0 +1,142 @@
+//! Connections: slowloris (DP5), clients that never read or vanish (DP7).
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use integration_tests::daemon::*;
+use integration_tests::require_root;
+use serde_json::json;
+
+use crate::{sandbox_pids_under, still_sandboxed, SLEEPY};
+
+#[test]
+fn conn_slowloris_clients_are_closed_and_others_served() {
+    require_root();
+    let d = TestDaemon::with(DaemonOpts {
+        idle_timeout_ms: Some(1000),
+        ..Default::default()
+    });
+    let mut slow: Vec<Option<UnixStream>> = (0..50)
+        .map(|_| {
+            let s = UnixStream::connect(d.socket()).expect("connect");
+            s.set_write_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+            Some(s)
+        })
+        .collect();
+    let start = Instant::now();
+    let payload = b"{\"id\":1,\"op\":\"hello\",\"pad\":\"";
+    let mut i = 0;
+    let mut served = None;
+    while start.elapsed() < Duration::from_secs(4) && slow.iter().any(Option::is_some) {
+        for s in slow.iter_mut() {
+            let closed = match s {
+                Some(st) => st.write_all(&[payload[i % payload.len()]]).is_err(),
+                None => false,
+            };
+            if closed {
+                *s = None;
+            }
+        }
+        i += 1;
+        if served.is_none() {
+            let t = Instant::now();
+            let v = d.invoke("hello-python", r#"{"name":"Ada"}"#);
+            assert_eq!(v["result"]["status"], "exited", "{v}");
+            served = Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let open = slow.iter().filter(|s| s.is_some()).count();
+    assert_eq!(
+        open,
+        0,
+        "{open} slowloris clients still open after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "closing took {:?}",
+        start.elapsed()
+    );
+    let served = served.expect("normal client");
+    assert!(
+        served < Duration::from_secs(2),
+        "normal client waited {served:?}"
+    );
+}
+
+#[test]
+fn conn_non_reading_client_is_dropped_and_slots_are_freed() {
+    require_root();
+    let d = TestDaemon::with(DaemonOpts {
+        write_timeout_ms: Some(1000),
+        ..Default::default()
+    });
+    d.deploy_sh(
+        "mib",
+        "head -c 1048576 /dev/zero | tr '\\0' a\n",
+        "output = \"1MiB\"",
+    );
+    let mut lazy = d.client();
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        batch.extend_from_slice(
+            format!("{{\"id\":{i},\"op\":\"invoke\",\"function\":\"mib\"}}\n").as_bytes(),
+        );
+    }
+    lazy.write_bytes(&batch).expect("write");
+    // Never read: the daemon must give up on us.
+    lazy.stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let closed = integration_tests::eventually(Duration::from_secs(15), || {
+        // A write fails once the daemon closed its end.
+        lazy.stream.write_all(b"\n").is_err()
+    });
+    assert!(
+        closed,
+        "the non-reading connection was not closed: {}",
+        d.stderr()
+    );
+    let freed = integration_tests::eventually(Duration::from_secs(10), || {
+        let s = d.stats();
+        s["in_flight"] == 0 && s["queued"] == 0
+    });
+    assert!(freed, "slots not freed: {}", d.stats());
+    let v = d.invoke("mib", "");
+    assert_eq!(v["result"]["status"], "exited", "{}", v["result"]["status"]);
+    assert_eq!(
+        bytes_field(&v["result"], "stdout").map(|o| o.len()),
+        Some(1 << 20)
+    );
+}
+
+#[test]
+fn conn_client_vanishing_mid_run_gets_its_sandbox_reaped() {
+    require_root();
+    let d = TestDaemon::start();
+    d.deploy_ok("sleepy", SLEEPY, &[]);
+    let mut c = d.client();
+    c.send(&json!({"id": 1, "op": "invoke", "function": "sleepy"}));
+    let mut pids = Vec::new();
+    let seen = integration_tests::eventually(Duration::from_secs(3), || {
+        pids = sandbox_pids_under(d.pid());
+        !pids.is_empty()
+    });
+    assert!(seen, "the sandbox was not seen running");
+    drop(c);
+    let t = Instant::now();
+    let reaped =
+        integration_tests::eventually(Duration::from_secs(2), || still_sandboxed(&pids).is_empty());
+    assert!(
+        reaped,
+        "sandbox pids {:?} survive their client",
+        still_sandboxed(&pids)
+    );
+    let ok = integration_tests::eventually(Duration::from_secs(2), || d.stats()["in_flight"] == 0);
+    assert!(ok, "in_flight did not return to 0: {}", d.stats());
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(d.stats()["outcomes"]["cancelled"], 1, "{}", d.stats());
+}

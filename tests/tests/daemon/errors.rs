@@ -1,0 +1,222 @@
+//! Error codes: bad_request, unknown_op, unknown_function, forbidden,
+//! too_large, busy, invalid_policy, shutting_down.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::daemon::*;
+use integration_tests::require_root;
+use serde_json::json;
+
+use crate::SLEEPY;
+
+#[test]
+fn errors_malformed_requests_get_bad_request_and_the_connection_survives() {
+    require_root();
+    let d = TestDaemon::start();
+    let mut c = d.client();
+    let lines: [(&str, serde_json::Value); 7] = [
+        ("{not json", serde_json::Value::Null),
+        (r#"{"op":"hello"}"#, serde_json::Value::Null),
+        (r#"{"id":3,"op":"hello","extra":1}"#, json!(3)),
+        (
+            r#"{"id":4,"op":"invoke","function":"hello-python","input":"a","input_base64":"YQ=="}"#,
+            json!(4),
+        ),
+        (
+            r#"{"id":5,"op":"invoke","function":"hello-python","timeout_ms":6000}"#,
+            json!(5),
+        ),
+        (
+            r#"{"id":6,"op":"invoke","function":"hello-python","env":{"PATH":"/evil"}}"#,
+            json!(6),
+        ),
+        (
+            r#"{"id":7,"op":"invoke","function":"hello-python","input_base64":"***"}"#,
+            json!(7),
+        ),
+    ];
+    for (line, id) in lines {
+        c.write_bytes(format!("{line}\n").as_bytes())
+            .expect("write");
+        let v = c.recv();
+        assert_eq!(code(&v), Some("bad_request"), "{line}: {v}");
+        assert_eq!(v["id"], id, "{line}: {v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let v = c.call(&json!({"id": 8, "op": "hello"}));
+    assert_eq!(v["ok"], true, "connection broken after bad requests: {v}");
+}
+
+#[test]
+fn errors_unknown_op_and_unknown_function_are_typed() {
+    require_root();
+    let d = TestDaemon::start();
+    let mut c = d.client();
+    let v = c.call(&json!({"id": 1, "op": "frobnicate"}));
+    assert_eq!(code(&v), Some("unknown_op"), "{v}");
+    assert_eq!(v["id"], 1);
+    let v = c.call(&json!({"id": 2, "op": "invoke", "function": "no-such-fn"}));
+    assert_eq!(code(&v), Some("unknown_function"), "{v}");
+    assert_eq!(v["id"], 2);
+}
+
+#[test]
+fn errors_uid_not_in_access_is_forbidden() {
+    require_root();
+    let d = TestDaemon::with(DaemonOpts::config(
+        "[access]\ninvoke = { uids = [12345], groups = [] }\nadmin = { uids = [12345], groups = [] }\n",
+    ));
+    let mut c = d.client();
+    for (i, req) in [
+        json!({"op": "invoke", "function": "hello-python"}),
+        json!({"op": "list"}),
+        json!({"op": "stats"}),
+        json!({"op": "reload"}),
+        json!({"op": "deploy", "function": "x", "policy": SLEEPY}),
+        json!({"op": "remove", "function": "x"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut req = req;
+        req["id"] = json!(i);
+        let v = c.call(&req);
+        assert_eq!(code(&v), Some("forbidden"), "{req}: {v}");
+        assert_eq!(v["id"], i, "{v}");
+    }
+    assert!(!d.state_dir().join("functions/x").exists());
+}
+
+#[test]
+fn errors_line_over_cap_is_too_large_then_eof_and_daemon_serves_on() {
+    require_root();
+    let d = TestDaemon::with(DaemonOpts::config("[limits]\nmax_line = \"64KiB\"\n"));
+    let mut c = d.client();
+    let big = vec![b'x'; 100 * 1024];
+    let _ = c.write_bytes(&big); // the daemon may close before taking it all
+    let v = c.recv_within(Duration::from_secs(5));
+    assert_eq!(code(&v), Some("too_large"), "{v}");
+    assert!(
+        c.wait_eof(Duration::from_secs(5)),
+        "connection not closed after too_large"
+    );
+    let v = d.client().call(&json!({"id": 1, "op": "hello"}));
+    assert_eq!(v["ok"], true, "{v}");
+    // Just under the cap is fine: a long but valid line.
+    let mut c = d.client();
+    let input = "y".repeat(60 * 1024);
+    let v = c.call(&json!({"id": 2, "op": "invoke", "function": "wordcount-sh", "input": input}));
+    assert_eq!(v["result"]["status"], "exited", "{v}");
+}
+
+#[test]
+fn errors_full_queue_answers_busy_with_retry_after() {
+    require_root();
+    let d = TestDaemon::with(DaemonOpts::config("[limits]\nconcurrency = 1\nqueue = 1\n"));
+    d.deploy_ok("sleepy", &crate::sleep_policy("30", "concurrency = 1"), &[]);
+    let mut c = d.client();
+    c.send(&json!({"id": 1, "op": "invoke", "function": "sleepy"}));
+    c.send(&json!({"id": 2, "op": "invoke", "function": "sleepy"}));
+    let t = Instant::now();
+    let v = c.call(&json!({"id": 3, "op": "invoke", "function": "sleepy"}));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "busy took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(v["id"], 3, "{v}");
+    assert_eq!(code(&v), Some("busy"), "{v}");
+    assert!(
+        v["error"]["retry_after_ms"].as_u64().is_some_and(|r| r > 0),
+        "{v}"
+    );
+    let s = d.stats();
+    assert_eq!(s["in_flight"], 1, "{s}");
+    assert_eq!(s["queued"], 1, "{s}");
+    assert_eq!(s["rejected_busy"], 1, "{s}");
+    // Cancel the queued one first (so it does not start), then the running one.
+    for id in [2, 1] {
+        c.send(&json!({"id": format!("c{id}"), "op": "cancel", "request": id}));
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(c.recv_within(Duration::from_secs(5)));
+    }
+    for id in [1, 2] {
+        let a = got.iter().find(|v| v["id"] == id).expect("answer");
+        assert_eq!(a["result"]["status"], "cancelled", "{a}");
+    }
+}
+
+#[test]
+fn errors_bad_deployed_policies_are_invalid_policy() {
+    require_root();
+    let d = TestDaemon::start();
+    for (what, policy) in [
+        ("network", format!("{SLEEPY}network = true\n")),
+        ("unknown key", format!("{SLEEPY}frobnicate = 1\n")),
+        ("directory", format!("{SLEEPY}directory = \"/etc\"\n")),
+        ("not toml", "runtime = \n".to_string()),
+        (
+            "over ceiling",
+            format!("{SLEEPY}[limits]\nmemory = \"64GiB\"\n"),
+        ),
+    ] {
+        let v = d.deploy("bad", &policy, &[]);
+        assert_eq!(code(&v), Some("invalid_policy"), "{what}: {v}");
+    }
+    // Nothing of the failed deploys stays behind.
+    let v = d.invoke("bad", "");
+    assert_eq!(code(&v), Some("unknown_function"), "{v}");
+    let left: Vec<_> = std::fs::read_dir(d.state_dir().join("functions"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the state dir: {left:?}");
+    // Bad file names are bad requests.
+    let v = d.deploy("bad", SLEEPY, &[("../x", b"x", false)]);
+    assert_eq!(code(&v), Some("bad_request"), "{v}");
+}
+
+#[test]
+fn errors_sigterm_drains_then_exits_and_removes_the_socket() {
+    require_root();
+    let mut d = TestDaemon::with(DaemonOpts {
+        drain_timeout_ms: Some(1500),
+        ..Default::default()
+    });
+    d.deploy_ok("sleepy", SLEEPY, &[]);
+    let mut c = d.client();
+    c.send(&json!({"id": "run", "op": "invoke", "function": "sleepy"}));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    d.signal(libc::SIGTERM);
+    let gone = integration_tests::eventually(Duration::from_secs(1), || {
+        std::os::unix::net::UnixStream::connect(d.socket()).is_err()
+    });
+    assert!(gone, "the listener still accepts after SIGTERM");
+    let v = c.call(&json!({"id": "late", "op": "invoke", "function": "hello-python"}));
+    assert_eq!(v["id"], "late", "{v}");
+    assert_eq!(code(&v), Some("shutting_down"), "{v}");
+    // Read-only ops are still answered while draining.
+    let v = c.call(&json!({"id": "h", "op": "hello"}));
+    assert_eq!(v["ok"], true, "{v}");
+    let v = c.recv_within(Duration::from_secs(5));
+    assert_eq!(v["id"], "run", "{v}");
+    assert!(
+        ["cancelled", "timeout", "signaled"]
+            .contains(&v["result"]["status"].as_str().unwrap_or("")),
+        "in-flight run after drain: {v}"
+    );
+    let st = d
+        .wait_exit(Duration::from_secs(5))
+        .expect("daemon did not exit after drain");
+    assert!(st.success(), "exit {st}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "drain took {:?}",
+        t.elapsed()
+    );
+    assert!(!d.socket().exists(), "socket file left behind");
+}
