@@ -19,6 +19,21 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
+# What the WASM examples are built with: Debian's clang, wasm-ld (lld),
+# wasi-libc and the wasm32 compiler-rt builtins, and Rust's wasm32-wasip1.
+need=()
+command -v clang >/dev/null || need+=(clang)
+command -v wasm-ld >/dev/null || need+=(lld)
+[ -e /usr/include/wasm32-wasi/stdio.h ] || need+=(wasi-libc)
+compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null ||
+    need+=(libclang-rt-dev-wasm32)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "installing ${need[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
 cargo build --workspace --bins
+policies/examples/build-wasm.sh
 ./target/debug/paddockd check policies/examples/*.toml
 cargo test --workspace --features integration-tests/root-tests -- --test-threads=2

@@ -62,8 +62,9 @@ pub fn strict() -> &'static [&'static str] {
 /// It covers the Rust runtime start-up (`arch_prctl`, `set_tid_address`,
 /// `set_robust_list`, `rseq`, `sigaltstack`, `prlimit64`,
 /// `sched_getaffinity`), memory management for the interpreter and guest
-/// memory, and the file calls that WASI preview1 maps onto (`openat`,
-/// `getdents64`, `renameat2`, `unlinkat`, ...). No sockets, no `clone`, no
+/// memory, and the file calls that WASI preview1 maps onto (`openat2`, with
+/// which the runner resolves every guest path beneath `/work`, `getdents64`,
+/// `renameat2`, `unlinkat`, ...). No sockets, no `clone`, no
 /// `fork`: the runner starts no threads and no processes. `execve` is in the
 /// list only because the filter is installed before the sandbox execs the
 /// runner.
@@ -385,6 +386,9 @@ const WASM: &[&str] = &[
     "pread64",
     "pwrite64",
     "openat",
+    // paddock-wasm resolves every WASI path with openat2(RESOLVE_BENEATH |
+    // RESOLVE_NO_SYMLINKS | ...) beneath the preopened /work (ATTACKS WA5).
+    "openat2",
     "close",
     "close_range",
     "fstat",

@@ -25,11 +25,12 @@ fn examples_all_load_with_the_embedded_config() {
             n += 1;
         }
     }
-    assert_eq!(n, 4);
+    assert_eq!(n, 6);
 }
 
 #[test]
 fn examples_echo_wat_needs_no_built_module() {
+    // The runner loads WAT text: the module is the committed source.
     let p = load_policy(
         &examples().join("echo-wat.toml"),
         &DaemonConfig::embedded_default(),
@@ -38,7 +39,7 @@ fn examples_echo_wat_needs_no_built_module() {
     assert_eq!(
         p.runtime,
         Runtime::Wasm {
-            module: "echo.wasm".into()
+            module: "echo.wat".into()
         }
     );
     assert!(examples().join("echo-wat/echo.wat").is_file());

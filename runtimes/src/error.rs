@@ -15,6 +15,9 @@ pub enum RuntimeError {
     /// The runtime named by the policy is not available in this build.
     #[error("runtime {0} is not available in this build of paddock")]
     RuntimeUnavailable(&'static str),
+    /// A wasm function, and no `paddock-wasm` runner on this host.
+    #[error("the wasm runner paddock-wasm was not found (tried {})", tried.join(", "))]
+    WasmRunnerMissing { tried: Vec<String> },
     /// An environment key the policy does not let requests set.
     #[error("environment variable {0} may not be set by a request")]
     EnvNotAllowed(String),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod native;
 pub mod oneshot;
 pub mod report;
+pub mod wasm;
 
 pub use error::RuntimeError;
 pub use native::{Invocation, LaunchContext, PreparedPolicy};

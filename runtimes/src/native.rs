@@ -1,17 +1,20 @@
-//! Policy + invocation → sandbox spec, for native executables.
+//! Policy + invocation → sandbox spec, for native executables and for the
+//! WASM runner (`paddock-wasm`, bound at [`wasm::RUNNER_PATH`]).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use paddock_policies::policy::FUNCTION_MOUNT;
 use paddock_policies::{Policy, Protocol, Runtime};
 use paddock_sandbox::{
-    CgroupParent, CgroupSpec, CompiledSeccomp, ExecSpec, IdMap, LandlockMode, Rlimits, RootSpec,
-    SandboxSpec, SeccompSpec, WorkSpec,
+    CgroupParent, CgroupSpec, CompiledSeccomp, ExecSpec, ExtraBind, IdMap, LandlockMode, Rlimits,
+    RootSpec, SandboxSpec, SeccompSpec, WorkSpec,
 };
 
 use crate::error::RuntimeError;
+use crate::wasm;
 
 /// Where the FILE protocol's files live inside the sandbox.
 pub const WORK_DIR: &str = "/work";
@@ -94,10 +97,27 @@ pub fn sandbox_spec(
     ctx: &LaunchContext,
 ) -> Result<SandboxSpec, RuntimeError> {
     let policy = &p.policy;
+    let mut extra = Vec::new();
     let command = match (&inv.command, &policy.runtime) {
         (Some(c), _) => c.clone(),
         (None, Runtime::Native { command }) => command.clone(),
-        (None, Runtime::Wasm { .. }) => return Err(RuntimeError::RuntimeUnavailable("wasm")),
+        // A wasm function runs the runner, bound read-only into the sandbox.
+        (None, Runtime::Wasm { module }) => {
+            let host = wasm::find_runner().map_err(|tried| RuntimeError::WasmRunnerMissing {
+                tried: tried.iter().map(|p| p.display().to_string()).collect(),
+            })?;
+            extra.push(ExtraBind {
+                host,
+                target: PathBuf::from(wasm::RUNNER_PATH),
+            });
+            let args = wasm::RunnerArgs {
+                fuel: policy.limits.wasm_fuel,
+                memory_bytes: wasm::memory_cap(policy.limits.memory_bytes),
+                protocol: policy.protocol,
+                module: Path::new(FUNCTION_MOUNT).join(module),
+            };
+            args.to_argv(wasm::RUNNER_PATH)
+        }
     };
     let timeout = inv.timeout(policy)?;
     for k in inv.env.keys() {
@@ -155,7 +175,7 @@ pub fn sandbox_spec(
                 .map(|b| b.path.clone())
                 .collect(),
             function_dir: policy.directory.clone(),
-            extra: Vec::new(),
+            extra,
             tmp_bytes: policy.limits.tmp_bytes,
             tmp_inodes: policy.limits.tmp_inodes,
             work,

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use paddock_policies::Protocol;
+use paddock_policies::{Protocol, Runtime};
 use paddock_sandbox::{spawn, Exit, Sandbox, SpawnError};
 
 use crate::error::RuntimeError;
 use crate::native::{self, Invocation, LaunchContext, PreparedPolicy, OUTPUT_NAME};
 use crate::report::{Limit, RunReport, StartError, Status};
+use crate::wasm;
 
 /// One output stream being captured.
 #[derive(Debug, Default)]
@@ -69,6 +70,8 @@ pub struct Run {
     stderr: Capture,
     exit: Option<Exit>,
     exec_path: String,
+    /// The sandbox runs paddock-wasm (its exit 125 carries a report line).
+    wasm: bool,
 }
 
 /// Launch an invocation. A launch failure is a report, not an error; errors
@@ -116,6 +119,7 @@ pub fn start(
         stderr: Capture::default(),
         exit: None,
         exec_path: spec.exec.path.display().to_string(),
+        wasm: matches!(policy.runtime, Runtime::Wasm { .. }) && inv.command.is_none(),
     }))
 }
 
@@ -252,9 +256,15 @@ impl Run {
             landlock: Some(landlock),
             host_uid,
             error: None,
+            wasm_error: None,
         };
         match exit {
-            Exit::Exited(c) => r.exit_code = Some(c),
+            Exit::Exited(c) => {
+                r.exit_code = Some(c);
+                if self.wasm && c == wasm::RESERVED_EXIT {
+                    r.wasm_error = Some(wasm::take_report(&mut r.stderr));
+                }
+            }
             Exit::Signaled(s) | Exit::Killed(s) => {
                 r.status = Status::Signaled;
                 r.signal = Some(s);

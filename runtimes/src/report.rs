@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use paddock_sandbox::LandlockStatus;
 
+use crate::wasm::WasmError;
+
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -86,6 +88,9 @@ pub struct RunReport {
     pub landlock: Option<LandlockStatus>,
     pub host_uid: u32,
     pub error: Option<StartError>,
+    /// WASM functions: why the module did not run to its end (the runner's
+    /// report line, removed from `stderr`).
+    pub wasm_error: Option<WasmError>,
 }
 
 impl RunReport {
@@ -110,6 +115,7 @@ impl RunReport {
             landlock: None,
             host_uid,
             error: Some(error),
+            wasm_error: None,
         }
     }
 }

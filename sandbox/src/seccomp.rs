@@ -58,7 +58,8 @@ fn arg(index: u8, op: Value, val: u64, len: &str) -> Value {
 }
 
 // linux/bpf_common.h, linux/seccomp.h, linux/audit.h
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+/// BPF_LD | BPF_W | BPF_ABS (the first two are 0).
+const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;

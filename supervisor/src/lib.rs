@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod client;
 pub mod conn;
 pub mod daemon;
 pub mod protocol;

@@ -54,6 +54,13 @@ pub fn to_json(r: &RunReport) -> Value {
             Some(e) => json!({ "step": e.step, "errno": e.errno, "message": e.message }),
         },
     );
+    m.insert(
+        "wasm_error".into(),
+        match &r.wasm_error {
+            None => Value::Null,
+            Some(e) => json!({ "kind": e.kind, "message": e.message }),
+        },
+    );
     Value::Object(m)
 }
 

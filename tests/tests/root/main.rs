@@ -37,3 +37,5 @@ mod resources;
 mod runtimes;
 #[cfg(test)]
 mod seccomp;
+#[cfg(test)]
+mod wasm;
