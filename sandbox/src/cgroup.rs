@@ -487,9 +487,8 @@ fn keyed(text: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Remove run cgroups a killed predecessor left under `parent` whose names
-/// start with `prefix` (killing their processes first). Returns how many.
-pub fn reap_stale(parent: &CgroupParent, prefix: &str) -> usize {
+/// Names of run cgroups under `parent` (any hierarchy) starting with `prefix`.
+fn stale_names(parent: &CgroupParent, prefix: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for base in parent.dirs() {
         if let Ok(rd) = fs::read_dir(base) {
@@ -501,22 +500,63 @@ pub fn reap_stale(parent: &CgroupParent, prefix: &str) -> usize {
             }
         }
     }
-    for n in &names {
-        let cg = Cgroup {
-            version: parent.version(),
-            dirs: parent
-                .dirs()
-                .iter()
-                .map(|b| b.join(n))
-                .filter(|d| d.exists())
-                .collect(),
-            dir_fd: None,
-        };
-        if !cg.dirs.is_empty() {
-            let _ = cg.remove();
+    names
+}
+
+/// One attempt, without waiting, to empty and remove each named run cgroup:
+/// SIGKILL what is inside, rmdir every hierarchy's directory. Returns the
+/// names still present (busy: their tasks are still exiting, or are zombies
+/// waiting for a reaper).
+pub fn try_reap(parent: &CgroupParent, names: &[String]) -> Vec<String> {
+    let mut left = Vec::new();
+    for n in names {
+        let dirs: Vec<PathBuf> = parent
+            .dirs()
+            .iter()
+            .map(|b| b.join(n))
+            .filter(|d| d.exists())
+            .collect();
+        for d in &dirs {
+            let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for p in procs.split_whitespace().filter_map(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if parent.version() == CgroupVersion::V2 {
+                let _ = fs::write(d.join("cgroup.kill"), "1");
+            }
+        }
+        let mut busy = false;
+        for d in &dirs {
+            match fs::remove_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => busy = true,
+            }
+        }
+        if busy {
+            left.push(n.clone());
         }
     }
-    names.len()
+    left
+}
+
+/// Remove run cgroups a killed predecessor left under `parent` whose names
+/// start with `prefix`, retrying for up to `patience`. Returns the names that
+/// are still busy, for the caller to retry later (never blocks longer).
+pub fn reap_stale(parent: &CgroupParent, prefix: &str, patience: Duration) -> Vec<String> {
+    let deadline = Instant::now() + patience;
+    let mut left = stale_names(parent, prefix);
+    while !left.is_empty() {
+        left = try_reap(parent, &left);
+        if left.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    left
 }
 
 #[cfg(test)]
@@ -750,6 +790,31 @@ mod tests {
                 Err(SpawnError::InvalidSpec(_))
             ));
         }
+    }
+
+    #[test]
+    fn cgroup_reap_stale_removes_only_the_prefix_in_every_hierarchy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        let p = CgroupParent::V1 {
+            memory: r.join("memory"),
+            pids: r.join("pids"),
+            cpu: r.join("cpu"),
+            cpuacct: r.join("cpuacct"),
+        };
+        for d in p.dirs() {
+            fs::create_dir_all(d.join("paddock-d-1")).unwrap();
+            fs::create_dir_all(d.join("other")).unwrap();
+        }
+        // A leftover present in one hierarchy only is found too.
+        fs::create_dir_all(r.join("pids/paddock-d-2")).unwrap();
+        let left = reap_stale(&p, "paddock-d-", Duration::from_millis(50));
+        assert!(left.is_empty(), "{left:?}");
+        for d in p.dirs() {
+            assert!(!d.join("paddock-d-1").exists());
+            assert!(d.join("other").exists());
+        }
+        assert!(!r.join("pids/paddock-d-2").exists());
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Conn {
     write_blocked_since: Option<Instant>,
     /// Whether WRITABLE interest is registered.
     pub want_write: bool,
+    /// The client shut its sending side; answer what is pending, then close.
+    pub read_closed: bool,
 }
 
 impl Conn {
@@ -59,6 +61,7 @@ impl Conn {
             last_activity: Instant::now(),
             write_blocked_since: None,
             want_write: false,
+            read_closed: false,
         }
     }
 

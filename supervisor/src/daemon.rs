@@ -150,6 +150,8 @@ struct Daemon {
     draining_until: Option<Instant>,
     accept_retry: Option<Instant>,
     next_housekeeping: Instant,
+    /// Run cgroups of a killed predecessor that were still busy at start-up.
+    stale_cgroups: Vec<String>,
     seq: u64,
 }
 
@@ -246,6 +248,16 @@ fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, ServeErr
     ))
 }
 
+/// Whether the peer has closed both directions (not just its sending side).
+fn peer_hung_up(stream: &UnixStream) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(_))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
 fn peer_of(stream: &UnixStream) -> Option<Peer> {
     let cred = socket::getsockopt(stream, sockopt::PeerCredentials).ok()?;
     let mut gids = vec![cred.gid()];
@@ -288,10 +300,11 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     cgroups.prepare_v2().map_err(ServeError::Cgroup)?;
     // A killed predecessor's sandboxes died with it (PDEATHSIG); its cgroups remain.
     let prefix = format!("{}-d-", config.sandbox.cgroup_name);
-    let reaped = cgroup::reap_stale(&cgroups, &prefix);
-    if reaped > 0 {
+    let stale_cgroups = cgroup::reap_stale(&cgroups, &prefix, Duration::from_secs(2));
+    if !stale_cgroups.is_empty() {
         log(format!(
-            "removed {reaped} cgroup(s) left by a previous instance"
+            "{} cgroup(s) left by a previous instance are still busy; retrying in the background",
+            stale_cgroups.len()
         ));
     }
     std::fs::create_dir_all(&config.state_dir).map_err(io_err("state directory"))?;
@@ -356,6 +369,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         draining_until: None,
         accept_retry: None,
         next_housekeeping: Instant::now() + Duration::from_secs(1),
+        stale_cgroups,
         seq: 0,
     };
     d.run_loop();
@@ -383,6 +397,8 @@ impl Daemon {
                     Token(n) => {
                         let (id, kind) = (n >> 3, n & 7);
                         match kind {
+                            // The peer closed both directions: nobody to answer.
+                            K_CONN if ev.is_write_closed() => self.close_conn(id),
                             K_CONN => self.on_conn(id, ev.is_readable(), ev.is_writable()),
                             K_PIDFD | K_STDOUT | K_STDERR | K_STDIN => self.on_run(id, kind),
                             _ => {}
@@ -470,9 +486,24 @@ impl Daemon {
         match c.read(max_line) {
             ReadOutcome::Open => {}
             ReadOutcome::Closed => {
-                // Still answer what was fully received, then go.
+                // A client that only shut its sending side (`echo req |
+                // socat -`) still gets every answer; one that is gone
+                // entirely has its runs stopped.
+                let gone = peer_hung_up(&c.stream);
                 self.process_lines(id);
-                self.close_conn(id);
+                if gone {
+                    self.close_conn(id);
+                } else if let Some(c) = self.conns.get_mut(&id) {
+                    c.read_closed = true;
+                    let _ = self.poll.registry().reregister(
+                        &mut c.stream,
+                        token(id, K_CONN),
+                        Interest::WRITABLE,
+                    );
+                    c.want_write = true;
+                    self.finish_if_done(id);
+                    self.flush(id);
+                }
                 return;
             }
             ReadOutcome::TooLarge => {
@@ -505,7 +536,19 @@ impl Daemon {
         if let Some(c) = self.conns.get_mut(&id) {
             c.queue(&line);
         }
+        self.finish_if_done(id);
         self.flush(id);
+    }
+
+    /// A half-closed connection closes once nothing of it is pending.
+    fn finish_if_done(&mut self, id: usize) {
+        let pending = self.runs.values().any(|r| r.conn == id)
+            || self.queues.values().flatten().any(|q| q.conn == id);
+        if let Some(c) = self.conns.get_mut(&id) {
+            if c.read_closed && !pending {
+                c.closing = true;
+            }
+        }
     }
 
     fn flush(&mut self, id: usize) {
@@ -514,7 +557,9 @@ impl Daemon {
         };
         match c.flush() {
             Ok(true) => {
-                if c.want_write {
+                // A half-closed connection stays on WRITABLE: its read side
+                // is at EOF and would wake us for ever.
+                if c.want_write && !c.read_closed {
                     c.want_write = false;
                     let _ = self.poll.registry().reregister(
                         &mut c.stream,
@@ -1016,6 +1061,9 @@ impl Daemon {
                 .collect();
             for id in stalled {
                 self.close_conn(id);
+            }
+            if !self.stale_cgroups.is_empty() {
+                self.stale_cgroups = cgroup::try_reap(&self.cgroups, &self.stale_cgroups);
             }
         }
     }

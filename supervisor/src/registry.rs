@@ -79,6 +79,8 @@ fn write_synced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)?;
     f.write_all(data)?;
+    // The mode must not depend on the daemon's umask: sandboxes read these.
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
     f.sync_all()
 }
 

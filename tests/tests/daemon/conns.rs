@@ -140,3 +140,35 @@ fn conn_client_vanishing_mid_run_gets_its_sandbox_reaped() {
     assert!(t.elapsed() < Duration::from_secs(2));
     assert_eq!(d.stats()["outcomes"]["cancelled"], 1, "{}", d.stats());
 }
+
+#[test]
+fn conn_half_closed_client_still_gets_every_answer() {
+    // `echo req | socat - UNIX-CONNECT:...` shuts its sending side at once.
+    require_root();
+    let d = TestDaemon::start();
+    let mut s = UnixStream::connect(d.socket()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        b"{\"id\":1,\"op\":\"invoke\",\"function\":\"hello-python\",\"input\":\"{\\\"name\\\":\\\"Ada\\\"}\"}\n{\"id\":2,\"op\":\"hello\"}\n",
+    )
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = String::new();
+    std::io::Read::read_to_string(&mut s, &mut all).expect("daemon closes after answering");
+    let answers: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(answers.len(), 2, "{all}");
+    let invoke = answers
+        .iter()
+        .find(|a| a["id"] == json!(1))
+        .expect("invoke answered");
+    assert_eq!(
+        invoke["result"]["stdout"], "{\"greeting\": \"Hello, Ada!\"}\n",
+        "{invoke}"
+    );
+    assert!(answers
+        .iter()
+        .any(|a| a["id"] == json!(2) && a["ok"] == json!(true)));
+}
