@@ -26,6 +26,8 @@ mod ops;
 mod output;
 #[cfg(test)]
 mod registry;
+/// The protocol doc's examples, replayed.
+mod replay;
 
 /// A deployed function that sleeps 30 s (cancel, busy, drain, crash tests).
 pub const SLEEPY: &str = "runtime = \"native\"\ncommand = [\"/bin/sleep\", \"30\"]\n";
