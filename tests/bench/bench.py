@@ -47,11 +47,20 @@ def main():
     fns = os.path.join(work, "functions"); os.makedirs(os.path.join(fns, "true"))
     with open(os.path.join(fns, "true.toml"), "w") as f:
         f.write('runtime = "native"\ncommand = ["/bin/true"]\n[limits]\nconcurrency = 8\n')
+    with open(os.path.join(fns, "hello-native.toml"), "w") as f:
+        f.write('runtime = "native"\ncommand = ["/bin/echo", "hello"]\n[limits]\nconcurrency = 8\n')
+    wasm_fixtures = os.path.join(ROOT, "tests", "fixtures", "wasm")
+    for name, wat in (("hello-wasm", "hello.wat"), ("fib-wasm", "fib.wat")):
+        os.makedirs(os.path.join(fns, name))
+        shutil.copy(os.path.join(wasm_fixtures, wat), os.path.join(fns, name, wat))
+        with open(os.path.join(fns, name + ".toml"), "w") as f:
+            f.write(f'runtime = "wasm"\nmodule = "{wat}"\n[limits]\nconcurrency = 8\n')
     sock = os.path.join(work, "run", "paddockd.sock")
     daemon = subprocess.Popen([os.path.join(REL, "paddockd"), "serve", "--socket", sock,
                                "--functions", fns, "--state-dir", os.path.join(work, "state")],
                               stderr=open(os.path.join(work, "daemon.log"), "w"))
     rows = []
+    notes = []
     try:
         for _ in range(100):
             if os.path.exists(sock): break
@@ -65,6 +74,8 @@ def main():
                 lambda: subprocess.run([os.path.join(REL, "paddockd"), "run", "--policy", true_pol], stdout=subprocess.DEVNULL),
             "socket invoke /bin/true (all layers)": lambda: c.call("invoke", function="true"),
             "socket request, no launch (stats)": lambda: c.call("stats"),
+            "socket invoke native hello (/bin/echo, cold)": lambda: c.call("invoke", function="hello-native"),
+            "socket invoke WASM hello (WAT, cold)": lambda: c.call("invoke", function="hello-wasm"),
         }
         if bwrap:
             cases["bwrap --unshare-all /bin/true"] = lambda: subprocess.run(
@@ -78,6 +89,22 @@ def main():
         base = statistics.median(res["plain fork+exec+wait /bin/true"])
         for k, v in res.items():
             rows.append((k, statistics.median(v), pct(v, 0.99), statistics.median(v) / base))
+        # CPU-bound WASM: fib(30) through Paddock vs the wasmi CLI on the same module.
+        fib_wat = os.path.join(fns, "fib-wasm", "fib.wat")
+        wasmi_cli = shutil.which("wasmi")
+        cpu = {"socket invoke fib(30) WASM": lambda: c.call("invoke", function="fib-wasm")}
+        if wasmi_cli:
+            cpu["wasmi CLI fib(30) (whole process)"] = lambda: subprocess.run(
+                [wasmi_cli, "run", fib_wat], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cres = {k: [] for k in cpu}
+        for _ in range(max(5, n // 10)):
+            for k, fn in cpu.items():
+                cres[k] += timed(fn, 1)
+        cpu_rows = [(k, statistics.median(v), pct(v, 0.99)) for k, v in cres.items()]
+        if not wasmi_cli:
+            notes.append("wasmi CLI not installed (`cargo install wasmi_cli`): CPU-bound baseline skipped")
+        if not bwrap:
+            notes.append("bubblewrap not installed (`apt-get install bubblewrap`): its rows are skipped")
         # Throughput with 2 concurrent clients.
         def loop(fn_factory, secs, counts, i):
             fn = fn_factory(); end = time.time() + secs; k = 0
@@ -104,10 +131,15 @@ def main():
     print("| case | median ms | p99 ms | × fork+exec |\n|---|---:|---:|---:|")
     for k, m, p, r in rows:
         print(f"| {k} | {m:.3f} | {p:.3f} | {r:.2f} |")
+    print("\n| CPU-bound | median ms | p99 ms |\n|---|---:|---:|")
+    for k, m, p in cpu_rows:
+        print(f"| {k} | {m:.2f} | {p:.2f} |")
     print("\n| throughput (2 parallel loops) | per second |\n|---|---:|")
     for k, v in tput.items():
         print(f"| {k} | {v:.0f} |")
     print(f"\ndaemon RSS after the run: {rss/1024:.1f} MiB")
+    for note in notes:
+        print(f"note: {note}")
 
 if __name__ == "__main__":
     main()
