@@ -117,18 +117,21 @@ impl Check<'_> {
             raw.seccomp.allow,
             raw.seccomp.deny,
         );
+        let protocol = match raw.protocol {
+            ProtocolKind::Stdio => Protocol::Stdio,
+            ProtocolKind::File => Protocol::File,
+        };
+        let mode = match raw.mode {
+            ModeKind::Oneshot => Mode::Oneshot,
+            ModeKind::Warm => Mode::Warm,
+        };
+        self.warm(mode, &runtime, protocol);
         Policy {
             name,
             description: raw.description,
             runtime,
-            protocol: match raw.protocol {
-                ProtocolKind::Stdio => Protocol::Stdio,
-                ProtocolKind::File => Protocol::File,
-            },
-            mode: match raw.mode {
-                ModeKind::Oneshot => Mode::Oneshot,
-                ModeKind::Warm => Mode::Warm,
-            },
+            protocol,
+            mode,
             directory,
             env,
             env_passthrough,
@@ -499,6 +502,27 @@ impl Check<'_> {
             self.error(
                 "command",
                 format!("command[0] {exe:?} is neither under /fn nor under a filesystem.read_only path, so it would not exist in the sandbox"),
+            );
+        }
+    }
+
+    /// `mode = "warm"`: a wasm runner that gives every invocation a fresh
+    /// instance, over STDIO. A native process cannot be reset between
+    /// invocations, and FILE would need a fresh /work per invocation.
+    fn warm(&mut self, mode: Mode, runtime: &Runtime, protocol: Protocol) {
+        if mode != Mode::Warm {
+            return;
+        }
+        if let Runtime::Native { .. } = runtime {
+            self.error(
+                "mode",
+                "mode = \"warm\" is for wasm functions (a native process cannot be reset between invocations); use mode = \"oneshot\"".into(),
+            );
+        }
+        if protocol == Protocol::File {
+            self.error(
+                "protocol",
+                "mode = \"warm\" supports protocol = \"stdio\" only; use mode = \"oneshot\" for protocol = \"file\"".into(),
             );
         }
     }

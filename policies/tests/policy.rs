@@ -99,7 +99,7 @@ fn policy_every_field_is_parsed() {
 description = "all of it"
 runtime = "native"
 protocol = "file"
-mode = "warm"
+mode = "oneshot"
 command = ["/fn/run", "--flag"]
 directory = "other"
 env = { LANG = "C.UTF-8", _X1 = "y" }
@@ -137,7 +137,7 @@ mode = "best_effort"
     let p = env.parse(text).unwrap();
     assert_eq!(p.description.as_deref(), Some("all of it"));
     assert_eq!(p.protocol, Protocol::File);
-    assert_eq!(p.mode, Mode::Warm);
+    assert_eq!(p.mode, Mode::Oneshot);
     assert_eq!(
         p.runtime,
         Runtime::Native {
@@ -198,6 +198,20 @@ fn policy_wasm_defaults_to_wasm_profile() {
         }
     );
     assert_eq!(p.seccomp.profile, SeccompProfile::Wasm);
+}
+
+#[test]
+fn policy_warm_is_for_wasm_over_stdio() {
+    let env = Env::new();
+    let p = env
+        .parse("runtime = \"wasm\"\nmodule = \"m.wasm\"\nmode = \"warm\"\n")
+        .unwrap();
+    assert_eq!(p.mode, Mode::Warm);
+    let e = env.reject("runtime = \"native\"\ncommand = [\"/bin/sh\"]\nmode = \"warm\"\n");
+    assert!(e.contains("mode = \"warm\" is for wasm functions"), "{e}");
+    let e = env
+        .reject("runtime = \"wasm\"\nmodule = \"m.wasm\"\nmode = \"warm\"\nprotocol = \"file\"\n");
+    assert!(e.contains("supports protocol = \"stdio\" only"), "{e}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod native;
 pub mod oneshot;
 pub mod report;
+pub mod warm;
 pub mod wasm;
 
 pub use error::RuntimeError;

@@ -115,6 +115,7 @@ pub fn sandbox_spec(
                 memory_bytes: wasm::memory_cap(policy.limits.memory_bytes),
                 protocol: policy.protocol,
                 module: Path::new(FUNCTION_MOUNT).join(module),
+                warm: None,
             };
             args.to_argv(wasm::RUNNER_PATH)
         }

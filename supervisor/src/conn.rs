@@ -163,6 +163,12 @@ impl Conn {
                 .write_blocked_since
                 .is_some_and(|t| now - t > write_timeout)
     }
+
+    /// Nothing read or written for `idle`, nothing half-read, nothing to
+    /// write (the caller checks that no invocation of it is pending).
+    pub fn idle(&self, now: Instant, idle: Duration) -> bool {
+        self.partial_since.is_none() && self.pending_write() == 0 && now - self.last_activity > idle
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +219,16 @@ mod tests {
             Instant::now(),
             Duration::from_secs(1),
             Duration::from_secs(100)
+        ));
+    }
+
+    #[test]
+    fn conn_quiet_connection_is_idle_after_the_timeout() {
+        let (c, _b) = pair();
+        assert!(!c.idle(Instant::now(), Duration::from_secs(1)));
+        assert!(c.idle(
+            Instant::now() + Duration::from_secs(2),
+            Duration::from_secs(1)
         ));
     }
 

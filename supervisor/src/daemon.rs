@@ -33,6 +33,8 @@ use crate::registry::{Function, Registry};
 use crate::result_json;
 use crate::slots::{self, Slot};
 use crate::stats::Stats;
+// warm: pools of warm wasm runners (supervisor/src/warm.rs).
+use crate::warm::{self, Warm, K_WARM};
 
 /// Command-line overrides and timeouts of `paddockd serve`.
 #[derive(Debug, Clone)]
@@ -153,6 +155,10 @@ struct Daemon {
     /// Run cgroups of a killed predecessor that were still busy at start-up.
     stale_cgroups: Vec<String>,
     seq: u64,
+    /// Connections kept at most, so that launches always find free fds.
+    max_conns: usize,
+    /// warm: runners of `mode = "warm"` functions and their calls.
+    warm: Warm,
 }
 
 fn resolve_groups(groups: &[GroupRef]) -> Vec<u32> {
@@ -252,7 +258,7 @@ fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, ServeErr
 fn peer_hung_up(stream: &UnixStream) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(_))
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
         && fds[0]
             .revents()
             .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
@@ -326,6 +332,19 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| io_err("signalfd")(e.into()))?;
 
+    // Connections may use what is left after a reserve for launches (each
+    // holds about eight fds while it starts and runs).
+    let max_conns = {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+        let soft = if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            hard
+        } else {
+            soft
+        };
+        let reserve = 32 + 8 * u64::from(config.limits.concurrency);
+        soft.saturating_sub(reserve).max(8) as usize
+    };
     let mut listener = bind_socket(&config.socket, socket_group)?;
     let poll = Poll::new().map_err(io_err("epoll"))?;
     poll.registry()
@@ -371,8 +390,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         next_housekeeping: Instant::now() + Duration::from_secs(1),
         stale_cgroups,
         seq: 0,
+        max_conns,
+        warm: Warm::default(),
     };
     d.run_loop();
+    // warm: nothing of a runner outlives the daemon.
+    d.warm.shutdown(d.poll.registry());
     log("stopped");
     Ok(())
 }
@@ -401,6 +424,14 @@ impl Daemon {
                             K_CONN if ev.is_write_closed() => self.close_conn(id),
                             K_CONN => self.on_conn(id, ev.is_readable(), ev.is_writable()),
                             K_PIDFD | K_STDOUT | K_STDERR | K_STDIN => self.on_run(id, kind),
+                            // warm: a runner's pidfd, stdout or stdin.
+                            K_WARM => {
+                                let done = self.warm.on_event(self.poll.registry(), id);
+                                self.warm_done(done);
+                                if self.warm.take_reaped() {
+                                    self.registry.collect_garbage();
+                                }
+                            }
                             _ => {}
                         }
                     }
@@ -410,6 +441,7 @@ impl Daemon {
             if let Some(until) = self.draining_until {
                 let flushed = self.conns.values().all(|c| c.pending_write() == 0);
                 if self.runs.is_empty()
+                    && self.warm.busy() == 0
                     && (flushed || Instant::now() > until + Duration::from_secs(1))
                 {
                     return;
@@ -430,13 +462,37 @@ impl Daemon {
         }
         min(self.accept_retry);
         min(self.draining_until);
+        min(self.warm.next_timer());
         t
     }
 
     // ---- connections -------------------------------------------------
 
+    /// Close the longest-idle connection with nothing pending. False if none.
+    fn evict_idle(&mut self) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(id, c)| c.pending_write() == 0 && !self.has_pending(**id))
+            .min_by_key(|(_, c)| c.last_activity)
+            .map(|(id, _)| *id);
+        match victim {
+            Some(id) => {
+                self.close_conn(id);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn accept(&mut self) {
         loop {
+            // Keep fds for launches: at the connection cap, an idle client
+            // makes room for the new one, or the new one waits in the backlog.
+            if self.conns.len() >= self.max_conns && !self.evict_idle() {
+                self.accept_retry = Some(Instant::now() + Duration::from_millis(100));
+                return;
+            }
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -460,7 +516,13 @@ impl Daemon {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: the backlog keeps them; try again shortly.
+                    // EMFILE and friends: the backlog keeps them. Make room by
+                    // closing the longest-idle connection with nothing
+                    // pending, so idle clients cannot lock out working ones,
+                    // and try again shortly.
+                    if self.evict_idle() {
+                        continue;
+                    }
                     log(format!("accept: {e}"));
                     self.accept_retry = Some(Instant::now() + Duration::from_millis(100));
                     return;
@@ -540,10 +602,16 @@ impl Daemon {
         self.flush(id);
     }
 
+    /// Whether an invocation of connection `id` runs or waits.
+    fn has_pending(&self, id: usize) -> bool {
+        self.runs.values().any(|r| r.conn == id)
+            || self.warm.has_call(id, None)
+            || self.queues.values().flatten().any(|q| q.conn == id)
+    }
+
     /// A half-closed connection closes once nothing of it is pending.
     fn finish_if_done(&mut self, id: usize) {
-        let pending = self.runs.values().any(|r| r.conn == id)
-            || self.queues.values().flatten().any(|q| q.conn == id);
+        let pending = self.has_pending(id);
         if let Some(c) = self.conns.get_mut(&id) {
             if c.read_closed && !pending {
                 c.closing = true;
@@ -595,6 +663,7 @@ impl Daemon {
             r.run.cancel(now);
             r.next_timer = r.run.on_timer(now);
         }
+        self.warm.cancel(id, None);
         for q in self.queues.values_mut() {
             q.retain(|x| x.conn != id);
         }
@@ -630,6 +699,11 @@ impl Daemon {
             return self.send(conn, protocol::err_line(&id, &e));
         }
         let shutting = self.draining_until.is_some();
+        // warm: a new version may retire warm runners.
+        let registry_changed = matches!(
+            req,
+            Request::Deploy(_) | Request::Remove(_) | Request::Reload
+        );
         if shutting
             && matches!(
                 req,
@@ -667,7 +741,13 @@ impl Daemon {
                 }).collect::<Vec<_>>()
             })),
             Request::Describe(r) => match self.registry.get(&r.function) {
-                Some(f) => Ok(describe(&f)),
+                Some(f) => {
+                    let mut v = describe(&f);
+                    if let Some(h) = self.warm.module_sha256(&f) {
+                        v["module_sha256"] = json!(h);
+                    }
+                    Ok(v)
+                }
                 None => Err(unknown_function(&r.function)),
             },
             Request::Deploy(r) => self
@@ -687,7 +767,8 @@ impl Daemon {
             Request::Reload => Ok(self.reload()),
             Request::Stats => {
                 let mut s = self.stats.to_json();
-                s["in_flight"] = json!(self.runs.len());
+                s["in_flight"] = json!(self.in_flight());
+                s["warm_runners"] = json!(self.warm.runners());
                 s["queued"] = json!(self.queues.values().map(VecDeque::len).sum::<usize>());
                 Ok(s)
             }
@@ -697,6 +778,9 @@ impl Daemon {
             Err(e) => protocol::err_line(&id, &e),
         };
         self.send(conn, line);
+        if registry_changed {
+            self.warm.sweep(&self.registry, Instant::now(), false);
+        }
     }
 
     fn reload(&mut self) -> Value {
@@ -709,6 +793,9 @@ impl Daemon {
 
     fn cancel(&mut self, conn: usize, target: &Value) -> Value {
         let now = Instant::now();
+        if self.warm.cancel(conn, Some(target)) {
+            return json!({ "cancelled": true });
+        }
         if let Some(r) = self
             .runs
             .values_mut()
@@ -766,6 +853,7 @@ impl Daemon {
             (None, None) => Vec::new(),
         };
         if self.runs.values().any(|r| r.conn == conn && r.id == id)
+            || self.warm.has_call(conn, Some(&id))
             || self
                 .queues
                 .values()
@@ -827,15 +915,20 @@ impl Daemon {
             .get(f.prepared.policy.name.as_str())
             .copied()
             .unwrap_or(0);
-        self.runs.len() < self.config.limits.concurrency as usize
+        self.in_flight() < self.config.limits.concurrency as usize
             && running < f.prepared.policy.limits.concurrency
+    }
+
+    /// Invocations running: oneshot sandboxes and warm calls.
+    fn in_flight(&self) -> usize {
+        self.runs.len() + self.warm.busy()
     }
 
     /// Start as many queued invocations as slots allow, round-robin over functions.
     fn schedule(&mut self) {
         let now = Instant::now();
         loop {
-            if self.runs.len() >= self.config.limits.concurrency as usize {
+            if self.in_flight() >= self.config.limits.concurrency as usize {
                 return;
             }
             let names: Vec<String> = self
@@ -886,6 +979,9 @@ impl Daemon {
     }
 
     fn start(&mut self, q: Queued) {
+        if warm::is_warm(&q.func) {
+            return self.start_warm(q);
+        }
         let now = Instant::now();
         let name = q.func.prepared.policy.name.to_string();
         let slot = match slots::acquire(&self.config.run_dir, self.config.sandbox.uid_count) {
@@ -932,6 +1028,7 @@ impl Daemon {
                     report,
                     queued,
                     q.arrived,
+                    false,
                     false,
                 );
             }
@@ -1026,6 +1123,7 @@ impl Daemon {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        self.warm.on_timers(now);
         let due: Vec<usize> = self
             .runs
             .iter()
@@ -1048,6 +1146,7 @@ impl Daemon {
                     r.run.cancel(now);
                     r.next_timer = r.run.on_timer(now);
                 }
+                self.warm.cancel_all();
             }
         }
         if now >= self.next_housekeeping {
@@ -1056,7 +1155,9 @@ impl Daemon {
             let stalled: Vec<usize> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.stalled(now, idle, wt))
+                .filter(|(id, c)| {
+                    c.stalled(now, idle, wt) || (c.idle(now, idle) && !self.has_pending(**id))
+                })
                 .map(|(id, _)| *id)
                 .collect();
             for id in stalled {
@@ -1065,6 +1166,7 @@ impl Daemon {
             if !self.stale_cgroups.is_empty() {
                 self.stale_cgroups = cgroup::try_reap(&self.cgroups, &self.stale_cgroups);
             }
+            self.warm.sweep(&self.registry, now, false);
         }
     }
 
@@ -1098,6 +1200,7 @@ impl Daemon {
             r.queued,
             r.arrived,
             cancelled,
+            false,
         );
         drop(r.func);
         self.registry.collect_garbage();
@@ -1118,8 +1221,12 @@ impl Daemon {
         queued: Duration,
         arrived: Instant,
         cancelled: bool,
+        warm: bool,
     ) {
         let mut v = result_json::to_json(&report);
+        if warm {
+            v["warm"] = json!(true);
+        }
         let status = if cancelled {
             "cancelled"
         } else {
@@ -1136,6 +1243,71 @@ impl Daemon {
             ms(arrived.elapsed()),
         );
         self.send(conn, protocol::ok_line(id, v));
+    }
+
+    // ---- warm (supervisor/src/warm.rs) ---------------------------------
+
+    /// Start a warm function's invocation on one of its runners.
+    fn start_warm(&mut self, q: Queued) {
+        let name = q.func.prepared.policy.name.to_string();
+        let launch = warm::Launch {
+            cgroups: &self.cgroups,
+            run_dir: &self.config.run_dir,
+            uid_base: self.config.sandbox.uid_base,
+            uid_count: self.config.sandbox.uid_count,
+            cgroup_name: &self.config.sandbox.cgroup_name,
+        };
+        let started = self.warm.start(
+            self.poll.registry(),
+            &launch,
+            q.conn,
+            q.id.clone(),
+            q.func.clone(),
+            &q.inv,
+            q.arrived,
+        );
+        match started {
+            Err(e) => self.send(q.conn, protocol::err_line(&q.id, &e)),
+            Ok(done) => {
+                *self.running_per_fn.entry(name).or_default() += 1;
+                self.warm_done(done.into_iter().collect());
+            }
+        }
+    }
+
+    /// Answer finished warm calls.
+    fn warm_done(&mut self, done: Vec<warm::Done>) {
+        if done.is_empty() {
+            return;
+        }
+        for d in done {
+            let c = d.call;
+            let name = c.func.prepared.policy.name.to_string();
+            if let Some(n) = self.running_per_fn.get_mut(&name) {
+                *n = n.saturating_sub(1);
+            }
+            self.respond(
+                c.conn,
+                &c.id,
+                &c.func,
+                &c.execution_id,
+                d.report,
+                c.queued,
+                c.arrived,
+                d.cancelled,
+                true,
+            );
+            // A retired version may have been held by this call only.
+            let current = self
+                .registry
+                .get(&name)
+                .is_some_and(|f| Arc::ptr_eq(&f, &c.func));
+            drop(c.func);
+            if !current {
+                self.registry.collect_garbage();
+            }
+        }
+        self.schedule();
     }
 
     // ---- signals -----------------------------------------------------
@@ -1163,6 +1335,7 @@ impl Daemon {
             self.opts.drain_timeout
         ));
         self.draining_until = Some(Instant::now() + self.opts.drain_timeout);
+        self.warm.sweep(&self.registry, Instant::now(), true);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);

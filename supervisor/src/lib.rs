@@ -15,3 +15,4 @@ pub mod result_json;
 pub mod run;
 pub mod slots;
 pub mod stats;
+pub mod warm;

@@ -32,18 +32,27 @@ class Client:
         r = json.loads(self.f.readline())
         if not r["ok"]: raise RuntimeError(r)
         return r["result"]
+    def invoke(self, function, code=0):
+        """An invocation that must have run: a failed launch is no timing."""
+        r = self.call("invoke", function=function)
+        if r["status"] != "exited" or r["exit_code"] != code:
+            raise RuntimeError(f"{function}: {r}")
+        return r
     def close(self): self.s.close()
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a few iterations, for CI (no thresholds)")
     ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--warm-iterations", type=int, default=2000, help="calls in the warm WASM series")
     a = ap.parse_args()
     n = 30 if a.quick else a.iterations
     if os.geteuid() != 0:
         sys.exit("bench.py: needs root (sandboxes need namespaces and cgroups)")
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "paddock-supervisor"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "paddock-supervisor", "-p", "paddock-runtimes", "--bins"],
+                   cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="paddock-bench-", dir="/var/tmp")
+    os.chmod(work, 0o755)  # sandboxes (unprivileged uids) bind the function directories below it
     fns = os.path.join(work, "functions"); os.makedirs(os.path.join(fns, "true"))
     with open(os.path.join(fns, "true.toml"), "w") as f:
         f.write('runtime = "native"\ncommand = ["/bin/true"]\n[limits]\nconcurrency = 8\n')
@@ -55,6 +64,11 @@ def main():
         shutil.copy(os.path.join(wasm_fixtures, wat), os.path.join(fns, name, wat))
         with open(os.path.join(fns, name + ".toml"), "w") as f:
             f.write(f'runtime = "wasm"\nmodule = "{wat}"\n[limits]\nconcurrency = 8\n')
+    # The same hello module, warm: one runner per concurrent call, a fresh instance per call.
+    os.makedirs(os.path.join(fns, "hello-wasm-warm"))
+    shutil.copy(os.path.join(wasm_fixtures, "hello.wat"), os.path.join(fns, "hello-wasm-warm", "hello.wat"))
+    with open(os.path.join(fns, "hello-wasm-warm.toml"), "w") as f:
+        f.write('runtime = "wasm"\nmode = "warm"\nmodule = "hello.wat"\n[limits]\nconcurrency = 8\n')
     sock = os.path.join(work, "run", "paddockd.sock")
     daemon = subprocess.Popen([os.path.join(REL, "paddockd"), "serve", "--socket", sock,
                                "--functions", fns, "--state-dir", os.path.join(work, "state")],
@@ -72,10 +86,11 @@ def main():
             "plain fork+exec+wait /bin/true": lambda: subprocess.run(["/bin/true"]),
             "paddockd run /bin/true (process start included)":
                 lambda: subprocess.run([os.path.join(REL, "paddockd"), "run", "--policy", true_pol], stdout=subprocess.DEVNULL),
-            "socket invoke /bin/true (all layers)": lambda: c.call("invoke", function="true"),
+            "socket invoke /bin/true (all layers)": lambda: c.invoke("true"),
             "socket request, no launch (stats)": lambda: c.call("stats"),
-            "socket invoke native hello (/bin/echo, cold)": lambda: c.call("invoke", function="hello-native"),
-            "socket invoke WASM hello (WAT, cold)": lambda: c.call("invoke", function="hello-wasm"),
+            "socket invoke native hello (/bin/echo, cold)": lambda: c.invoke("hello-native"),
+            "socket invoke WASM hello (WAT, cold)": lambda: c.invoke("hello-wasm"),
+            "socket invoke WASM hello (WAT, warm)": lambda: c.invoke("hello-wasm-warm"),
         }
         if bwrap:
             cases["bwrap --unshare-all /bin/true"] = lambda: subprocess.run(
@@ -89,10 +104,22 @@ def main():
         base = statistics.median(res["plain fork+exec+wait /bin/true"])
         for k, v in res.items():
             rows.append((k, statistics.median(v), pct(v, 0.99), statistics.median(v) / base))
+        # Warm WASM hello: a long series on one client (runner already up),
+        # round trip through the socket as the client sees it, and the
+        # daemon's own wall_us of the call on the runner.
+        wn = 200 if a.quick else a.warm_iterations
+        warm_call = lambda: c.invoke("hello-wasm-warm")
+        for _ in range(20): warm_call()
+        warm_rt, warm_wall = [], []
+        for _ in range(wn):
+            t = time.perf_counter(); r = warm_call(); warm_rt.append((time.perf_counter() - t) * 1e6)
+            warm_wall.append(r["wall_us"])
+        warm_rows = [(f"warm WASM hello round trip, 1 client ({wn} calls)", statistics.median(warm_rt), pct(warm_rt, 0.99)),
+                     ("  of which the call on the runner (wall_us)", statistics.median(warm_wall), pct(warm_wall, 0.99))]
         # CPU-bound WASM: fib(30) through Paddock vs the wasmi CLI on the same module.
         fib_wat = os.path.join(fns, "fib-wasm", "fib.wat")
         wasmi_cli = shutil.which("wasmi")
-        cpu = {"socket invoke fib(30) WASM": lambda: c.call("invoke", function="fib-wasm")}
+        cpu = {"socket invoke fib(30) WASM": lambda: c.invoke("fib-wasm", 832040 % 256)}
         if wasmi_cli:
             cpu["wasmi CLI fib(30) (whole process)"] = lambda: subprocess.run(
                 [wasmi_cli, "run", fib_wat], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -113,7 +140,9 @@ def main():
         secs = 2 if a.quick else 5
         tput = {}
         for name, factory in [("plain fork+exec /bin/true", lambda: (lambda: subprocess.run(["/bin/true"]))),
-                              ("socket invoke, 2 clients", lambda: (lambda cl=Client(sock): cl.call("invoke", function="true")))] + (
+                              ("socket invoke, 2 clients", lambda: (lambda cl=Client(sock): cl.invoke("true"))),
+                              ("socket invoke warm WASM hello, 2 clients",
+                               lambda: (lambda cl=Client(sock): cl.invoke("hello-wasm-warm")))] + (
                              [("bwrap, 2 loops", lambda: (lambda: subprocess.run([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr",
                                 "--ro-bind", "/lib", "/lib", "--ro-bind", "/lib64", "/lib64", "--ro-bind", "/bin", "/bin",
                                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true"])))] if bwrap else []):
@@ -131,6 +160,9 @@ def main():
     print("| case | median ms | p99 ms | × fork+exec |\n|---|---:|---:|---:|")
     for k, m, p, r in rows:
         print(f"| {k} | {m:.3f} | {p:.3f} | {r:.2f} |")
+    print("\n| warm WASM (fresh instance per call) | median µs | p99 µs |\n|---|---:|---:|")
+    for k, m, p in warm_rows:
+        print(f"| {k} | {m:.0f} | {p:.0f} |")
     print("\n| CPU-bound | median ms | p99 ms |\n|---|---:|---:|")
     for k, m, p in cpu_rows:
         print(f"| {k} | {m:.2f} | {p:.2f} |")

@@ -34,6 +34,8 @@ pub struct DaemonOpts {
     pub idle_timeout_ms: Option<u64>,
     pub write_timeout_ms: Option<u64>,
     pub drain_timeout_ms: Option<u64>,
+    /// RLIMIT_NOFILE for the daemon (started through `prlimit`).
+    pub nofile: Option<u64>,
 }
 
 impl DaemonOpts {
@@ -166,7 +168,16 @@ impl TestDaemon {
     fn spawn(&mut self) {
         self.starts += 1;
         let err = std::fs::File::create(self.stderr_path()).expect("stderr file");
-        let mut c = Command::new(bin_path("paddockd"));
+        let mut c = match self.opts.nofile {
+            None => Command::new(bin_path("paddockd")),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(bin_path("paddockd"));
+                c
+            }
+        };
         c.arg("serve")
             .arg("--config")
             .arg(self.config_path())
@@ -300,6 +311,13 @@ impl TestDaemon {
     pub fn invoke(&self, function: &str, input: &str) -> Value {
         self.client()
             .call(&json!({"id": 1, "op": "invoke", "function": function, "input": input}))
+    }
+
+    /// Open fds of the daemon process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     /// The `stats` result.

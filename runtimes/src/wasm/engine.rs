@@ -65,18 +65,55 @@ pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Module, WasmError> {
 /// the same fuel) and calls `_start`. Also returns whether the module's
 /// stderr output ended a line.
 pub fn run(engine: &Engine, module: &Module, host: Host, limits: Limits) -> (Outcome, bool) {
+    let linker = match linker(engine, module) {
+        Ok(l) => l,
+        Err(e) => return (Outcome::Failed(e), true),
+    };
+    let (outcome, host) = run_linked(engine, &linker, module, host, limits);
+    (outcome, host.stderr_at_line_start())
+}
+
+/// The WASI linker for `module`: built once, used for every instance of it
+/// (it holds host functions only, no store state).
+pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<StoreData>, WasmError> {
+    let mut linker = Linker::new(engine);
+    host::add_to_linker(&mut linker, module)
+        .map_err(|e| WasmError::new(ErrorKind::Runner, e.to_string()))?;
+    Ok(linker)
+}
+
+/// One invocation: a fresh [`Store`] holding `host`, a fresh instance of
+/// `module` (its start function under the fuel), then `_start`. Nothing of
+/// the store survives the call; the host is handed back for its output.
+pub fn run_linked(
+    engine: &Engine,
+    linker: &Linker<StoreData>,
+    module: &Module,
+    host: Host,
+    limits: Limits,
+) -> (Outcome, Host) {
     let data = StoreData {
         host,
         limits: StoreLimitsBuilder::new().build(),
     };
     let mut store = Store::new(engine, data);
-    let outcome = run_in(&mut store, module, limits);
-    (outcome, store.data().host.stderr_at_line_start())
+    let mut outcome = run_in(&mut store, linker, module, limits);
+    let data = store.into_data();
+    if data.host.flooded() {
+        outcome = Outcome::Failed(WasmError::new(
+            ErrorKind::OutputLimit,
+            "output passed the cap (limits.output); the invocation was stopped",
+        ));
+    }
+    (outcome, data.host)
 }
 
-fn run_in(store: &mut Store<StoreData>, module: &Module, limits: Limits) -> Outcome {
-    let engine = store.engine().clone();
-    let engine = &engine;
+fn run_in(
+    store: &mut Store<StoreData>,
+    linker: &Linker<StoreData>,
+    module: &Module,
+    limits: Limits,
+) -> Outcome {
     let memory = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
     store.data_mut().limits = StoreLimitsBuilder::new()
         .memory_size(memory)
@@ -87,10 +124,6 @@ fn run_in(store: &mut Store<StoreData>, module: &Module, limits: Limits) -> Outc
         .build();
     store.limiter(|d| &mut d.limits);
     if let Err(e) = store.set_fuel(limits.fuel) {
-        return Outcome::Failed(WasmError::new(ErrorKind::Runner, e.to_string()));
-    }
-    let mut linker = Linker::new(engine);
-    if let Err(e) = host::add_to_linker(&mut linker, module) {
         return Outcome::Failed(WasmError::new(ErrorKind::Runner, e.to_string()));
     }
     let instance = match linker.instantiate_and_start(&mut *store, module) {

@@ -23,6 +23,9 @@ pub const WASI: &str = "wasi_snapshot_preview1";
 
 /// At most this many open WASI fds.
 const MAX_FDS: usize = 128;
+/// The trap message of output past the cap (warm mode).
+pub const OUTPUT_LIMIT: &str = "output past the cap";
+
 /// At most this much is read or written per fd_read / fd_write call.
 const MAX_IO: usize = 1 << 20;
 
@@ -136,8 +139,11 @@ fn lookup_errno(e: Errno) -> u16 {
 
 #[derive(Debug)]
 enum Kind {
-    /// The module's stdin, stdout or stderr (0, 1, 2).
+    /// The module's stdin, stdout or stderr (0, 1, 2): the runner's own.
     Stdio(u8),
+    /// The module's stdin, stdout or stderr (0, 1, 2) in memory
+    /// ([`MemStdio`], warm mode): no fd behind it.
+    Mem(u8),
     File,
     /// A directory; `preopen` is its name for `fd_prestat_*`.
     Dir {
@@ -147,8 +153,54 @@ enum Kind {
 
 #[derive(Debug)]
 struct Entry {
-    fd: OwnedFd,
+    /// None for [`Kind::Mem`].
+    fd: Option<OwnedFd>,
     kind: Kind,
+}
+
+impl Entry {
+    fn os(&self) -> R<&OwnedFd> {
+        self.fd.as_ref().ok_or(errno::BADF)
+    }
+}
+
+/// In-memory stdin, stdout and stderr for one invocation (warm mode): the
+/// input is read from memory, output is kept up to `cap` bytes per stream.
+/// Output past the cap ends the invocation ([`Host::flooded`]), as the
+/// daemon stops a oneshot run whose output passes the cap.
+#[derive(Debug, Default)]
+pub struct MemStdio {
+    pub input: Vec<u8>,
+    read: usize,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    cap: usize,
+}
+
+impl MemStdio {
+    /// `input` as stdin; at most `cap` bytes kept of stdout and of stderr.
+    pub fn new(input: Vec<u8>, cap: u64) -> MemStdio {
+        MemStdio {
+            input,
+            cap: usize::try_from(cap).unwrap_or(usize::MAX),
+            ..MemStdio::default()
+        }
+    }
+
+    fn write(&mut self, stream: u8, data: &[u8]) {
+        let (buf, truncated) = if stream == 1 {
+            (&mut self.stdout, &mut self.stdout_truncated)
+        } else {
+            (&mut self.stderr, &mut self.stderr_truncated)
+        };
+        let room = self.cap.saturating_sub(buf.len());
+        if data.len() > room {
+            *truncated = true;
+        }
+        buf.extend_from_slice(&data[..data.len().min(room)]);
+    }
 }
 
 /// The per-instance WASI state.
@@ -161,6 +213,8 @@ pub struct Host {
     /// Whether the module's stderr output so far ends a line (the runner's
     /// report must start on a line of its own).
     stderr_at_line_start: bool,
+    /// Warm mode: the module's stdio in memory.
+    mem: Option<MemStdio>,
 }
 
 impl Host {
@@ -173,27 +227,50 @@ impl Host {
     ) -> std::io::Result<Host> {
         let mut fds = vec![
             Some(Entry {
-                fd: std::io::stdin().as_fd().try_clone_to_owned()?,
+                fd: Some(std::io::stdin().as_fd().try_clone_to_owned()?),
                 kind: Kind::Stdio(0),
             }),
             Some(Entry {
-                fd: std::io::stdout().as_fd().try_clone_to_owned()?,
+                fd: Some(std::io::stdout().as_fd().try_clone_to_owned()?),
                 kind: Kind::Stdio(1),
             }),
             Some(Entry {
-                fd: std::io::stderr().as_fd().try_clone_to_owned()?,
+                fd: Some(std::io::stderr().as_fd().try_clone_to_owned()?),
                 kind: Kind::Stdio(2),
             }),
         ];
         if let Some((fd, name)) = preopen {
             fds.push(Some(Entry {
-                fd,
+                fd: Some(fd),
                 kind: Kind::Dir {
                     preopen: Some(name),
                 },
             }));
         }
-        Ok(Host {
+        Ok(Host::with_fds(args, env, fds, None))
+    }
+
+    /// A host whose stdin, stdout and stderr are `stdio`, in memory (warm
+    /// mode: one per invocation). No preopen: warm mode is STDIO only.
+    pub fn in_memory(args: Vec<OsString>, env: Vec<(OsString, OsString)>, stdio: MemStdio) -> Host {
+        let fds = (0..3)
+            .map(|i| {
+                Some(Entry {
+                    fd: None,
+                    kind: Kind::Mem(i),
+                })
+            })
+            .collect();
+        Host::with_fds(args, env, fds, Some(stdio))
+    }
+
+    fn with_fds(
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+        fds: Vec<Option<Entry>>,
+        mem: Option<MemStdio>,
+    ) -> Host {
+        Host {
             args: args.into_iter().map(OsString::into_vec).collect(),
             env: env
                 .into_iter()
@@ -207,7 +284,20 @@ impl Host {
             fds,
             started: Instant::now(),
             stderr_at_line_start: true,
-        })
+            mem,
+        }
+    }
+
+    /// The in-memory stdio (warm mode), with what the module wrote.
+    pub fn take_mem(&mut self) -> Option<MemStdio> {
+        self.mem.take()
+    }
+
+    /// Whether in-memory output passed its cap (the invocation is stopped).
+    pub fn flooded(&self) -> bool {
+        self.mem
+            .as_ref()
+            .is_some_and(|m| m.stdout_truncated || m.stderr_truncated)
     }
 
     /// Whether the module's stderr output ends a line.
@@ -226,7 +316,7 @@ impl Host {
     fn dir(&self, fd: i32) -> R<&OwnedFd> {
         let e = self.entry(fd)?;
         match e.kind {
-            Kind::Dir { .. } => Ok(&e.fd),
+            Kind::Dir { .. } => e.os(),
             _ => Err(errno::NOTDIR),
         }
     }
@@ -412,11 +502,17 @@ fn put_filestat(mem: &mut [u8], ptr: i32, st: &FileStat) -> R {
 
 // ------------------------------------------------------------ the calls
 
-fn fd_write(host: &mut Host, mem: &mut [u8], fd: i32, iovs: i32, n: i32, out: i32) -> R {
-    let e = host.entry(fd)?;
-    if matches!(e.kind, Kind::Dir { .. }) {
-        return Err(errno::ISDIR);
+/// Which in-memory stream an fd is (`Some`), or that it is an OS fd (`None`).
+fn mem_stream(host: &Host, fd: i32) -> R<Option<u8>> {
+    match host.entry(fd)?.kind {
+        Kind::Dir { .. } => Err(errno::ISDIR),
+        Kind::Mem(s) => Ok(Some(s)),
+        Kind::Stdio(_) | Kind::File => Ok(None),
     }
+}
+
+fn fd_write(host: &mut Host, mem: &mut [u8], fd: i32, iovs: i32, n: i32, out: i32) -> R {
+    let stream = mem_stream(host, fd)?;
     let mut data = Vec::new();
     for r in iovecs(mem, iovs, n)? {
         let room = MAX_IO - data.len();
@@ -425,30 +521,52 @@ fn fd_write(host: &mut Host, mem: &mut [u8], fd: i32, iovs: i32, n: i32, out: i3
             break;
         }
     }
-    let written = loop {
-        match nix::unistd::write(&e.fd, &data) {
-            Err(Errno::EINTR) => continue,
-            other => break other.map_err(wasi_errno)?,
+    let written = match stream {
+        Some(0) => return Err(errno::BADF),
+        Some(s) => {
+            host.mem.as_mut().ok_or(errno::BADF)?.write(s, &data);
+            data.len()
+        }
+        None => {
+            let e = host.entry(fd)?;
+            let written = loop {
+                match nix::unistd::write(e.os()?, &data) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other.map_err(wasi_errno)?,
+                }
+            };
+            if matches!(e.kind, Kind::Stdio(2)) && written > 0 {
+                host.stderr_at_line_start = data[written - 1] == b'\n';
+            }
+            written
         }
     };
-    if matches!(e.kind, Kind::Stdio(2)) && written > 0 {
-        host.stderr_at_line_start = data[written - 1] == b'\n';
-    }
     put_u32(mem, out, written as u32)
 }
 
 fn fd_read(host: &mut Host, mem: &mut [u8], fd: i32, iovs: i32, n: i32, out: i32) -> R {
-    let e = host.entry(fd)?;
-    if matches!(e.kind, Kind::Dir { .. }) {
-        return Err(errno::ISDIR);
-    }
+    let stream = mem_stream(host, fd)?;
     let ranges = iovecs(mem, iovs, n)?;
     let total: usize = ranges.iter().map(|r| r.len()).sum::<usize>().min(MAX_IO);
     let mut buf = vec![0u8; total];
-    let got = loop {
-        match nix::unistd::read(&e.fd, &mut buf) {
-            Err(Errno::EINTR) => continue,
-            other => break other.map_err(wasi_errno)?,
+    let got = match stream {
+        Some(0) => {
+            let m = host.mem.as_mut().ok_or(errno::BADF)?;
+            let left = &m.input[m.read..];
+            let k = left.len().min(total);
+            buf[..k].copy_from_slice(&left[..k]);
+            m.read += k;
+            k
+        }
+        Some(_) => return Err(errno::BADF),
+        None => {
+            let e = host.entry(fd)?;
+            loop {
+                match nix::unistd::read(e.os()?, &mut buf) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other.map_err(wasi_errno)?,
+                }
+            }
         }
     };
     let mut left = &buf[..got];
@@ -507,7 +625,7 @@ fn path_open(
     } else {
         Kind::File
     };
-    let n = host.insert(Entry { fd, kind })?;
+    let n = host.insert(Entry { fd: Some(fd), kind })?;
     put_u32(mem, out, n)
 }
 
@@ -590,9 +708,24 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>, module: &Module) -> Result<
             )?;
         };
     }
-    def!("fd_write", |h, m, fd: i32, iovs: i32, n: i32, out: i32| {
-        fd_write(h, m, fd, iovs, n, out)
-    });
+    // In-memory output past its cap stops the invocation (a trap the
+    // engine reports as `output_limit`).
+    linker.func_wrap(
+        WASI,
+        "fd_write",
+        |mut caller: Caller<'_, StoreData>,
+         fd: i32,
+         iovs: i32,
+         n: i32,
+         out: i32|
+         -> Result<i32, Error> {
+            let r = with_mem(&mut caller, |m, h| fd_write(h, m, fd, iovs, n, out));
+            if caller.data().host.flooded() {
+                return Err(Error::new(OUTPUT_LIMIT));
+            }
+            Ok(r)
+        },
+    )?;
     def!("fd_read", |h, m, fd: i32, iovs: i32, n: i32, out: i32| {
         fd_read(h, m, fd, iovs, n, out)
     });
@@ -617,7 +750,7 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>, module: &Module) -> Result<
             2 => Whence::SeekEnd,
             _ => return Err(errno::INVAL),
         };
-        let pos = lseek(&e.fd, offset, whence).map_err(wasi_errno)?;
+        let pos = lseek(e.os()?, offset, whence).map_err(wasi_errno)?;
         put_u64(m, out, pos as u64)
     });
     def!("fd_tell", |h, m, fd: i32, out: i32| {
@@ -625,7 +758,7 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>, module: &Module) -> Result<
         if !matches!(e.kind, Kind::File) {
             return Err(errno::SPIPE);
         }
-        let pos = lseek(&e.fd, 0, Whence::SeekCur).map_err(wasi_errno)?;
+        let pos = lseek(e.os()?, 0, Whence::SeekCur).map_err(wasi_errno)?;
         put_u64(m, out, pos as u64)
     });
     def!("fd_sync", |h, _m, fd: i32| {
@@ -638,12 +771,16 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>, module: &Module) -> Result<
     });
     def!("fd_fdstat_get", |h, m, fd: i32, out: i32| {
         let e = h.entry(fd)?;
-        let st = fstat(&e.fd).map_err(wasi_errno)?;
         let mut b = [0u8; 24];
-        b[0] = file_type(&st);
+        // In-memory stdio looks like the pipes of a oneshot run (a FIFO is
+        // an unknown filetype to preview1).
+        b[0] = match &e.fd {
+            Some(os) => file_type(&fstat(os).map_err(wasi_errno)?),
+            None => filetype::UNKNOWN,
+        };
         let rights = match e.kind {
             // Not seekable: wasi-libc's isatty() and stdio buffering look at this.
-            Kind::Stdio(_) => ALL_RIGHTS & !((1 << 2) | (1 << 5)),
+            Kind::Stdio(_) | Kind::Mem(_) => ALL_RIGHTS & !((1 << 2) | (1 << 5)),
             _ => ALL_RIGHTS,
         };
         b[8..16].copy_from_slice(&rights.to_le_bytes());
@@ -656,8 +793,11 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>, module: &Module) -> Result<
     });
     def!("fd_filestat_get", |h, m, fd: i32, out: i32| {
         let e = h.entry(fd)?;
-        let st = fstat(&e.fd).map_err(wasi_errno)?;
-        put_filestat(m, out, &st)
+        match &e.fd {
+            Some(os) => put_filestat(m, out, &fstat(os).map_err(wasi_errno)?),
+            // In-memory stdio: everything zero, filetype unknown.
+            None => put(m, out, &[0u8; 64]),
+        }
     });
     def!("fd_prestat_get", |h, m, fd: i32, out: i32| {
         match &h.entry(fd)?.kind {

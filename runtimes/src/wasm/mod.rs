@@ -48,8 +48,30 @@
 //! module cannot forge the line: with exit code 125 the last line of stderr
 //! is always the runner's. [`take_report`] turns it into the result's
 //! `wasm_error` and removes it from the captured stderr.
+//!
+//! ## Warm mode
+//!
+//! `paddock-wasm --warm --output-bytes N [--sha256 HEX]` compiles the module
+//! once and serves invocations from stdin until EOF, one response per
+//! request, in the frames of [`frame`]: `u32le length` + `u32le header
+//! length` + JSON header + body. A request carries the invocation's fuel,
+//! the module's whole environment (FUNCTION_NAME, EXECUTION_ID, TIMEOUT_MS,
+//! TRACE_ID, the policy's and the request's variables) and its input; a
+//! response carries the exit code, stdout and stderr (each capped at
+//! `--output-bytes`, with truncation flags) and the `wasm_error`, with the
+//! same exit-125 convention as above (no report line: the error travels in
+//! the header). Every invocation gets a fresh `Store`, a fresh WASI
+//! [`host::Host`] whose stdin/stdout/stderr are in memory
+//! ([`host::MemStdio`]) and a fresh instance; only the compiled module and
+//! the linker (host functions, no state) are shared. Output past the cap
+//! traps the instance (`output_limit`). A module that does not compile, or
+//! whose bytes do not match `--sha256` (the daemon's pool key), is answered
+//! with its error for every request. The runner makes the same syscalls as
+//! a oneshot one (read, write, mmap, ...), so the `wasm` seccomp profile is
+//! unchanged. The daemon side is [`crate::warm`].
 
 pub mod engine;
+pub mod frame;
 pub mod host;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +112,9 @@ pub enum ErrorKind {
     TableLimit,
     /// The module exited with a code the runner reserves (125, or above 255).
     ExitCode,
+    /// Warm mode: the module's stdout or stderr passed `limits.output`; the
+    /// invocation was stopped.
+    OutputLimit,
     /// The runner could not read the module or was misused.
     Runner,
 }
@@ -105,6 +130,7 @@ impl ErrorKind {
             ErrorKind::MemoryLimit => "memory_limit",
             ErrorKind::TableLimit => "table_limit",
             ErrorKind::ExitCode => "exit_code",
+            ErrorKind::OutputLimit => "output_limit",
             ErrorKind::Runner => "runner",
         }
     }
@@ -181,12 +207,25 @@ pub struct RunnerArgs {
     pub protocol: Protocol,
     /// The module, as seen by the runner.
     pub module: PathBuf,
+    /// Warm mode: serve invocations from stdin ([`frame`]).
+    pub warm: Option<WarmArgs>,
+}
+
+/// What a warm runner is told beside [`RunnerArgs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmArgs {
+    /// Cap on each invocation's stdout and on its stderr.
+    pub output_bytes: u64,
+    /// The module's sha256 (hex) as the daemon hashed it: a module that no
+    /// longer matches is refused, so a warm pool never serves other bytes
+    /// than its key says.
+    pub sha256: Option<String>,
 }
 
 impl RunnerArgs {
     /// argv, with `argv[0]` = `program`.
     pub fn to_argv(&self, program: &str) -> Vec<String> {
-        vec![
+        let mut v = vec![
             program.to_owned(),
             "--fuel".into(),
             self.fuel.to_string(),
@@ -194,9 +233,19 @@ impl RunnerArgs {
             self.memory_bytes.to_string(),
             "--protocol".into(),
             self.protocol.as_str().into(),
-            "--".into(),
-            self.module.display().to_string(),
-        ]
+        ];
+        if let Some(w) = &self.warm {
+            v.push("--warm".into());
+            v.push("--output-bytes".into());
+            v.push(w.output_bytes.to_string());
+            if let Some(h) = &w.sha256 {
+                v.push("--sha256".into());
+                v.push(h.clone());
+            }
+        }
+        v.push("--".into());
+        v.push(self.module.display().to_string());
+        v
     }
 
     /// Parses argv (without argv[0]).
@@ -205,6 +254,9 @@ impl RunnerArgs {
         let mut memory = None;
         let mut protocol = Protocol::Stdio;
         let mut module = None;
+        let mut warm = false;
+        let mut output = None;
+        let mut sha256 = None;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut value = |name: &str| {
@@ -215,6 +267,9 @@ impl RunnerArgs {
             match a.as_str() {
                 "--fuel" => fuel = Some(value("--fuel")?),
                 "--memory-bytes" => memory = Some(value("--memory-bytes")?),
+                "--warm" => warm = true,
+                "--output-bytes" => output = Some(value("--output-bytes")?),
+                "--sha256" => sha256 = Some(value("--sha256")?),
                 "--protocol" => {
                     protocol = match value("--protocol")?.as_str() {
                         "stdio" => Protocol::Stdio,
@@ -238,12 +293,24 @@ impl RunnerArgs {
                 .parse()
                 .map_err(|_| format!("{name}: not a number: {s:?}"))
         };
+        let warm = match (warm, output) {
+            (true, output) => Some(WarmArgs {
+                output_bytes: num(output, "--output-bytes")?,
+                sha256,
+            }),
+            (false, None) if sha256.is_none() => None,
+            (false, _) => return Err("--output-bytes and --sha256 go with --warm".into()),
+        };
+        if warm.is_some() && protocol != Protocol::Stdio {
+            return Err("--warm serves --protocol stdio only".into());
+        }
         Ok(RunnerArgs {
+            warm,
             fuel: num(fuel, "--fuel")?,
             memory_bytes: num(memory, "--memory-bytes")?,
             protocol,
             module: PathBuf::from(module.ok_or(
-                "usage: paddock-wasm --fuel N --memory-bytes N [--protocol stdio|file] -- MODULE",
+                "usage: paddock-wasm --fuel N --memory-bytes N [--protocol stdio|file] [--warm --output-bytes N [--sha256 HEX]] -- MODULE",
             )?),
         })
     }
@@ -287,10 +354,26 @@ mod tests {
             memory_bytes: 1 << 20,
             protocol: Protocol::File,
             module: "/fn/m.wasm".into(),
+            warm: None,
         };
         let argv = a.to_argv("x");
         assert_eq!(RunnerArgs::parse(&argv[1..]).unwrap(), a);
         assert!(RunnerArgs::parse(&["--fuel".into()]).is_err());
+        let w = RunnerArgs {
+            protocol: Protocol::Stdio,
+            warm: Some(WarmArgs {
+                output_bytes: 9,
+                sha256: Some("ab".into()),
+            }),
+            ..a.clone()
+        };
+        let argv = w.to_argv("x");
+        assert_eq!(RunnerArgs::parse(&argv[1..]).unwrap(), w);
+        let file_warm = RunnerArgs {
+            protocol: Protocol::File,
+            ..w
+        };
+        assert!(RunnerArgs::parse(&file_warm.to_argv("x")[1..]).is_err());
     }
 
     #[test]

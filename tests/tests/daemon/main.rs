@@ -27,7 +27,13 @@ mod output;
 #[cfg(test)]
 mod registry;
 /// The protocol doc's examples, replayed.
+#[cfg(test)]
 mod replay;
+/// Load, soak, idle hordes, random crashes (issue 8).
+#[cfg(test)]
+mod soak;
+#[cfg(test)]
+mod warm;
 
 /// A deployed function that sleeps 30 s (cancel, busy, drain, crash tests).
 pub const SLEEPY: &str = "runtime = \"native\"\ncommand = [\"/bin/sleep\", \"30\"]\n";

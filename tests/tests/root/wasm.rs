@@ -340,3 +340,149 @@ fn wasm_daemon_invoke_runs_the_module_and_reports_errors() {
     assert_eq!(v["result"]["exit_code"], RESERVED, "{v}");
     assert_eq!(v["result"]["wasm_error"]["kind"], "out_of_fuel", "{v}");
 }
+
+// ------------------------------------------------------------ warm runner
+
+/// `paddock-wasm --warm` as a plain child process, spoken to in frames
+/// (u32le length, u32le header length, JSON header, body): the runner's own
+/// behaviour, apart from the sandbox (the daemon suite runs it sandboxed).
+struct WarmProc {
+    child: std::process::Child,
+}
+
+impl WarmProc {
+    fn new(module: &Path, extra: &[&str]) -> WarmProc {
+        let mut args = vec!["--fuel", "0", "--memory-bytes", "16777216", "--warm"];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--output-bytes") {
+            args.extend_from_slice(&["--output-bytes", "1000"]);
+        }
+        let child = std::process::Command::new(bin_path("paddock-wasm"))
+            .args(&args)
+            .arg("--")
+            .arg(module)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn paddock-wasm --warm");
+        WarmProc { child }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(bytes).expect("write request");
+        stdin.flush().expect("flush");
+    }
+
+    /// One call: (response header, stdout, stderr).
+    fn call(&mut self, fuel: u64, input: &[u8]) -> (serde_json::Value, Vec<u8>, Vec<u8>) {
+        use std::io::Read;
+        let h = serde_json::to_vec(&serde_json::json!({"fuel": fuel, "env": [["K", "v"]]}))
+            .expect("json");
+        let mut f = Vec::new();
+        f.extend_from_slice(&((4 + h.len() + input.len()) as u32).to_le_bytes());
+        f.extend_from_slice(&(h.len() as u32).to_le_bytes());
+        f.extend_from_slice(&h);
+        f.extend_from_slice(input);
+        self.send_raw(&f);
+        let out = self.child.stdout.as_mut().expect("stdout");
+        let mut n = [0u8; 4];
+        out.read_exact(&mut n).expect("response length");
+        let mut body = vec![0u8; u32::from_le_bytes(n) as usize];
+        out.read_exact(&mut body).expect("response");
+        let hl = u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) as usize;
+        let head: serde_json::Value = serde_json::from_slice(&body[4..4 + hl]).expect("header");
+        let rest = &body[4 + hl..];
+        let so = head["stdout"].as_u64().expect("stdout length") as usize;
+        (head, rest[..so].to_vec(), rest[so..].to_vec())
+    }
+
+    /// Closes stdin and returns the exit status and stderr.
+    fn end(mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        drop(self.child.stdin.take());
+        let st = self.child.wait().expect("wait");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (st, err)
+    }
+}
+
+fn fixture_path(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/wasm").join(name)
+}
+
+#[test]
+fn wasm_warm_runner_gives_every_call_a_fresh_instance() {
+    let mut w = WarmProc::new(&fixture_path("warm.wat"), &[]);
+    for _ in 0..5 {
+        let (h, out, _) = w.call(1_000_000, b"");
+        assert_eq!(h["exit_code"], 0, "{h}");
+        assert_eq!(out, b"count=1\n", "{h}");
+    }
+    let (st, err) = w.end();
+    assert!(st.success(), "{st}: {err}");
+}
+
+#[test]
+fn wasm_warm_runner_survives_out_of_fuel_and_traps() {
+    let mut w = WarmProc::new(&fixture_path("warm.wat"), &[]);
+    let (h, _, _) = w.call(1_000_000, b"loop");
+    assert_eq!(h["exit_code"], RESERVED, "{h}");
+    assert_eq!(h["wasm_error"]["kind"], "out_of_fuel", "{h}");
+    let (h, out, _) = w.call(1_000_000, b"");
+    assert_eq!(out, b"count=1\n", "{h}");
+    let (st, _) = w.end();
+    assert!(st.success());
+}
+
+#[test]
+fn wasm_warm_runner_stops_a_call_at_the_output_cap() {
+    let mut w = WarmProc::new(
+        &repo().join("policies/examples/echo-wat/echo.wat"),
+        &["--output-bytes", "10"],
+    );
+    let (h, out, _) = w.call(100_000_000, &[b'x'; 100]);
+    assert_eq!(h["stdout_truncated"], true, "{h}");
+    assert_eq!(h["wasm_error"]["kind"], "output_limit", "{h}");
+    assert_eq!(out.len(), 10);
+    let (h, out, _) = w.call(100_000_000, b"short");
+    assert_eq!(out, b"short", "{h}");
+    assert!(h["wasm_error"].is_null(), "{h}");
+}
+
+#[test]
+fn wasm_warm_runner_answers_every_call_of_a_bad_module_with_its_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asn\x01\0\0\0").expect("write");
+    let mut w = WarmProc::new(&bad, &[]);
+    for _ in 0..2 {
+        let (h, _, _) = w.call(1000, b"");
+        assert_eq!(h["wasm_error"]["kind"], "invalid_module", "{h}");
+    }
+    // A module that is not the one the daemon hashed is refused.
+    let mut w = WarmProc::new(&fixture_path("hello.wat"), &["--sha256", &"0".repeat(64)]);
+    let (h, out, _) = w.call(1_000_000, b"");
+    assert!(out.is_empty());
+    assert!(
+        h["wasm_error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("changed"),
+        "{h}"
+    );
+}
+
+#[test]
+fn wasm_warm_runner_refuses_an_oversized_request_frame() {
+    let mut w = WarmProc::new(&fixture_path("hello.wat"), &[]);
+    w.send_raw(&u32::MAX.to_le_bytes());
+    let (st, err) = w.end();
+    assert_eq!(st.code(), Some(RESERVED as i32), "{err}");
+    assert!(err.contains("paddock-wasm: "), "{err}");
+}

@@ -1,0 +1,294 @@
+//! `mode = "warm"` wasm functions through the daemon: a fresh instance per
+//! call on a long-lived runner, failures that cost only the call in flight,
+//! pools keyed by module content, and nothing left after the daemon.
+
+use std::path::Path;
+use std::time::Duration;
+
+use integration_tests::daemon::*;
+use integration_tests::{eventually, require_root};
+use serde_json::{json, Value};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wasm")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn warm_policy(limits: &str) -> String {
+    format!("runtime = \"wasm\"\nmode = \"warm\"\nmodule = \"m.wat\"\n\n[limits]\n{limits}\n")
+}
+
+/// Deploys `fixture` as the warm function `name`; returns its version.
+fn deploy_warm(d: &TestDaemon, name: &str, fixture_name: &str, limits: &str) -> u64 {
+    let m = fixture(fixture_name);
+    d.deploy_ok(name, &warm_policy(limits), &[("m.wat", &m, false)])
+}
+
+fn invoke(c: &mut Client, function: &str, input: &str) -> Value {
+    let v = c.call(&json!({"id": 1, "op": "invoke", "function": function, "input": input}));
+    assert_eq!(v["ok"], true, "{v}");
+    v["result"].clone()
+}
+
+/// The daemon's sandbox processes (warm runners: init and paddock-wasm).
+fn runner_pids(d: &TestDaemon) -> Vec<u32> {
+    let mut p = crate::sandbox_pids_under(d.pid());
+    p.sort();
+    p
+}
+
+#[test]
+fn warm_hello_over_stdio() {
+    require_root();
+    let d = TestDaemon::start();
+    deploy_warm(&d, "wh", "hello.wat", "");
+    let mut c = d.client();
+    for _ in 0..3 {
+        let r = invoke(&mut c, "wh", "");
+        assert_eq!(r["status"], "exited", "{r}");
+        assert_eq!(r["exit_code"], 0, "{r}");
+        assert_eq!(r["stdout"], "hello from wasm\n", "{r}");
+        assert_eq!(r["warm"], true, "{r}");
+        assert!(r["wasm_error"].is_null(), "{r}");
+        assert!(r["memory_peak_bytes"].as_u64().unwrap_or(0) > 0, "{r}");
+    }
+    let v = d
+        .client()
+        .call(&json!({"id": 2, "op": "describe", "function": "wh"}));
+    let h = v["result"]["module_sha256"].as_str().unwrap_or("");
+    assert_eq!(h.len(), 64, "{v}");
+    assert_eq!(v["result"]["mode"], "warm", "{v}");
+    assert_eq!(d.stats()["warm_runners"], 1);
+}
+
+#[test]
+fn warm_each_call_gets_a_fresh_instance() {
+    require_root();
+    let d = TestDaemon::start();
+    deploy_warm(&d, "counter", "warm.wat", "");
+    let mut c = d.client();
+    let first = invoke(&mut c, "counter", "");
+    let pids = runner_pids(&d);
+    assert!(!pids.is_empty());
+    for _ in 0..3 {
+        let r = invoke(&mut c, "counter", "");
+        // The global starts at its initial value in every call.
+        assert_eq!(r["stdout"], "count=1\n", "{r}");
+        assert_eq!(r["host_uid"], first["host_uid"], "same runner: {r}");
+    }
+    assert_eq!(runner_pids(&d), pids, "the same runner served every call");
+}
+
+#[test]
+fn warm_out_of_fuel_does_not_break_the_next_call() {
+    require_root();
+    let d = TestDaemon::start();
+    deploy_warm(&d, "fuel", "warm.wat", "wasm_fuel = 10_000_000");
+    let mut c = d.client();
+    invoke(&mut c, "fuel", "");
+    let pids = runner_pids(&d);
+    let r = invoke(&mut c, "fuel", "loop");
+    assert_eq!(r["status"], "exited", "{r}");
+    assert_eq!(r["exit_code"], 125, "{r}");
+    assert_eq!(r["wasm_error"]["kind"], "out_of_fuel", "{r}");
+    let r = invoke(&mut c, "fuel", "");
+    assert_eq!(r["stdout"], "count=1\n", "{r}");
+    assert_eq!(runner_pids(&d), pids, "fuel exhaustion keeps the runner");
+}
+
+#[test]
+fn warm_timeout_kills_the_runner_and_the_next_call_gets_a_new_one() {
+    require_root();
+    let d = TestDaemon::start();
+    deploy_warm(
+        &d,
+        "slow",
+        "warm.wat",
+        "wasm_fuel = 100_000_000_000\ntimeout_ms = 300",
+    );
+    let mut c = d.client();
+    invoke(&mut c, "slow", "");
+    let before = runner_pids(&d);
+    let r = invoke(&mut c, "slow", "loop");
+    assert_eq!(r["status"], "timeout", "{r}");
+    assert_eq!(r["limit"], "timeout", "{r}");
+    assert!(r["wall_ms"].as_u64().unwrap_or(0) >= 300, "{r}");
+    let gone = eventually(Duration::from_secs(3), || {
+        let now = runner_pids(&d);
+        before.iter().all(|p| !now.contains(p))
+    });
+    assert!(gone, "the timed-out runner is gone");
+    let r = invoke(&mut c, "slow", "");
+    assert_eq!(r["stdout"], "count=1\n", "{r}");
+    let after = runner_pids(&d);
+    assert!(before.iter().all(|p| !after.contains(p)), "a new runner");
+}
+
+#[test]
+fn warm_runner_killed_mid_call_fails_only_that_call() {
+    require_root();
+    let d = TestDaemon::start();
+    deploy_warm(
+        &d,
+        "victim",
+        "warm.wat",
+        "wasm_fuel = 100_000_000_000\ntimeout_ms = 20000",
+    );
+    let mut c = d.client();
+    invoke(&mut c, "victim", "");
+    c.send(&json!({"id": "x", "op": "invoke", "function": "victim", "input": "loop"}));
+    std::thread::sleep(Duration::from_millis(300));
+    let pids = runner_pids(&d);
+    assert!(!pids.is_empty());
+    for p in &pids {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+    }
+    let v = c.recv_within(Duration::from_secs(10));
+    assert_eq!(v["id"], "x");
+    let r = &v["result"];
+    assert_eq!(r["status"], "signaled", "{v}");
+    assert_eq!(r["signal"], 9, "{v}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("warm runner"),
+        "{v}"
+    );
+    let r = invoke(&mut c, "victim", "");
+    assert_eq!(r["status"], "exited", "{r}");
+    assert_eq!(r["stdout"], "count=1\n", "{r}");
+}
+
+#[test]
+fn warm_redeploy_same_bytes_keeps_the_runner_new_bytes_replace_it() {
+    require_root();
+    let d = TestDaemon::start();
+    let v1 = deploy_warm(&d, "rd", "warm.wat", "");
+    let mut c = d.client();
+    let r = invoke(&mut c, "rd", "");
+    assert_eq!(r["version"], v1);
+    let pids = runner_pids(&d);
+    let sha1 = d
+        .client()
+        .call(&json!({"id": 1, "op": "describe", "function": "rd"}))["result"]["module_sha256"]
+        .clone();
+    // Same bytes, same policy: the same runner, no restart.
+    let v2 = deploy_warm(&d, "rd", "warm.wat", "");
+    assert!(v2 > v1);
+    let r = invoke(&mut c, "rd", "");
+    assert_eq!(r["version"], v2, "{r}");
+    assert_eq!(r["stdout"], "count=1\n", "{r}");
+    assert_eq!(runner_pids(&d), pids, "same bytes keep the runner");
+    // Other bytes: a new runner; the old one is stopped.
+    let v3 = deploy_warm(&d, "rd", "hello.wat", "");
+    let r = invoke(&mut c, "rd", "");
+    assert_eq!(r["version"], v3, "{r}");
+    assert_eq!(r["stdout"], "hello from wasm\n", "{r}");
+    let replaced = eventually(Duration::from_secs(3), || {
+        let now = runner_pids(&d);
+        !now.is_empty() && pids.iter().all(|p| !now.contains(p))
+    });
+    assert!(replaced, "old {pids:?} now {:?}", runner_pids(&d));
+    let sha3 = d
+        .client()
+        .call(&json!({"id": 1, "op": "describe", "function": "rd"}))["result"]["module_sha256"]
+        .clone();
+    assert_ne!(sha1, sha3);
+}
+
+#[test]
+fn warm_redeploy_during_a_call_finishes_it_on_the_old_runner() {
+    require_root();
+    let d = TestDaemon::start();
+    deploy_warm(
+        &d,
+        "rc",
+        "warm.wat",
+        "wasm_fuel = 1_000_000_000\ntimeout_ms = 20000",
+    );
+    let mut c = d.client();
+    // A call that runs out of its fuel after a while, on the old module.
+    c.send(&json!({"id": "old", "op": "invoke", "function": "rc", "input": "loop"}));
+    std::thread::sleep(Duration::from_millis(100));
+    let v = deploy_warm(&d, "rc", "hello.wat", "");
+    let r = d.invoke("rc", "");
+    assert_eq!(r["result"]["stdout"], "hello from wasm\n", "{r}");
+    assert_eq!(r["result"]["version"], v, "{r}");
+    let old = c.recv();
+    assert_eq!(old["id"], "old");
+    assert_eq!(old["result"]["wasm_error"]["kind"], "out_of_fuel", "{old}");
+    assert_eq!(old["result"]["version"], v - 1, "{old}");
+    // The old pool drains: one runner left.
+    let one = eventually(Duration::from_secs(3), || d.stats()["warm_runners"] == 1);
+    assert!(one, "{}", d.stats());
+}
+
+#[test]
+fn warm_calls_beyond_the_pool_wait_and_all_complete() {
+    require_root();
+    let d = TestDaemon::start();
+    deploy_warm(&d, "pool", "warm.wat", "concurrency = 2");
+    let mut c = d.client();
+    for i in 0..20 {
+        c.send(&json!({"id": i, "op": "invoke", "function": "pool", "input": ""}));
+    }
+    for _ in 0..20 {
+        let v = c.recv();
+        assert_eq!(v["result"]["stdout"], "count=1\n", "{v}");
+    }
+    let n = d.stats()["warm_runners"].as_u64().unwrap_or(99);
+    assert!((1..=2).contains(&n), "{n} runners for concurrency 2");
+}
+
+#[test]
+fn warm_policy_rules_are_enforced_at_deploy() {
+    require_root();
+    let d = TestDaemon::start();
+    let v = d.deploy(
+        "wn",
+        "runtime = \"native\"\nmode = \"warm\"\ncommand = [\"/bin/true\"]\n",
+        &[],
+    );
+    assert_eq!(code(&v), Some("invalid_policy"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is for wasm functions"),
+        "{v}"
+    );
+    let m = fixture("hello.wat");
+    let v = d.deploy(
+        "wf",
+        "runtime = \"wasm\"\nmode = \"warm\"\nprotocol = \"file\"\nmodule = \"m.wat\"\n",
+        &[("m.wat", &m, false)],
+    );
+    assert_eq!(code(&v), Some("invalid_policy"), "{v}");
+}
+
+#[test]
+fn warm_runners_are_gone_after_the_daemon_stops() {
+    require_root();
+    let mut d = TestDaemon::start();
+    deploy_warm(&d, "a", "warm.wat", "");
+    deploy_warm(&d, "b", "hello.wat", "concurrency = 2");
+    let mut c = d.client();
+    invoke(&mut c, "a", "");
+    c.send(&json!({"id": 1, "op": "invoke", "function": "b"}));
+    c.send(&json!({"id": 2, "op": "invoke", "function": "b"}));
+    c.recv();
+    c.recv();
+    let pids = runner_pids(&d);
+    assert!(!pids.is_empty());
+    assert!(!d.run_cgroups().is_empty());
+    assert!(d.stop().is_some_and(|s| s.success()), "{}", d.stderr());
+    let gone = eventually(Duration::from_secs(3), || {
+        crate::still_sandboxed(&pids).is_empty()
+    });
+    assert!(gone, "runners left: {:?}", crate::still_sandboxed(&pids));
+    assert!(d.run_cgroups().is_empty(), "{:?}", d.run_cgroups());
+}
