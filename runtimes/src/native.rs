@@ -60,6 +60,8 @@ pub struct LaunchContext {
     pub cgroup_name: String,
     /// The host ids for sandbox uid/gid 0 (unique among concurrent runs).
     pub ids: IdMap,
+    /// Record per-step launch timings into the report (`launch_trace`).
+    pub trace: bool,
 }
 
 /// One invocation's own inputs.
@@ -199,5 +201,6 @@ pub fn sandbox_spec(
         seccomp: p.seccomp.clone(),
         hostname: "paddock".into(),
         stdin_pipe,
+        trace: ctx.trace,
     })
 }

@@ -236,6 +236,15 @@ impl Run {
         let landlock = self.sb.landlock();
         let host_uid = self.sb.host_uid();
         let exit = self.exit.unwrap_or(Exit::Killed(9));
+        let mut launch_trace: Vec<(String, Duration)> = self
+            .sb
+            .launch_trace()
+            .iter()
+            .map(|(m, ns)| (m.label(), Duration::from_nanos(*ns)))
+            .collect();
+        if !launch_trace.is_empty() {
+            launch_trace.push(("parent: command ended".into(), wall));
+        }
         let usage = self.sb.finish().unwrap_or_default();
         let mut r = RunReport {
             status: Status::Exited,
@@ -257,6 +266,7 @@ impl Run {
             host_uid,
             error: None,
             wasm_error: None,
+            launch_trace,
         };
         match exit {
             Exit::Exited(c) => {

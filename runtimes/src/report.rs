@@ -88,6 +88,9 @@ pub struct RunReport {
     pub landlock: Option<LandlockStatus>,
     pub host_uid: u32,
     pub error: Option<StartError>,
+    /// With tracing: each launch step and when it ended, from the start of
+    /// the launch (empty otherwise).
+    pub launch_trace: Vec<(String, Duration)>,
     /// WASM functions: why the module did not run to its end (the runner's
     /// report line, removed from `stderr`).
     pub wasm_error: Option<WasmError>,
@@ -115,6 +118,7 @@ impl RunReport {
             landlock: None,
             host_uid,
             error: Some(error),
+            launch_trace: Vec::new(),
             wasm_error: None,
         }
     }

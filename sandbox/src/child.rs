@@ -23,6 +23,7 @@ use crate::seccomp::CompiledSeccomp;
 use crate::spec::ExecSpec;
 use crate::sync::{self, Msg};
 use crate::sys::{self, WaitStatus};
+use crate::trace::ChildMarks;
 
 /// execve's arguments, built in the parent so the payload allocates nothing.
 #[derive(Debug)]
@@ -84,6 +85,8 @@ pub(crate) struct ChildPlan {
     pub landlock: LandlockPlan,
     pub seccomp: Arc<CompiledSeccomp>,
     pub exec: ExecPlan,
+    /// The launch's start, when tracing.
+    pub trace: Option<std::time::Instant>,
 }
 
 /// Runs in the cloned child. Never returns.
@@ -110,6 +113,7 @@ pub(crate) fn child_main(plan: &ChildPlan, stdio: ChildStdio, sock: OwnedFd) -> 
 }
 
 fn setup(p: &ChildPlan, stdio: &ChildStdio, sock: &OwnedFd) -> Result<(), ChildError> {
+    let mut t = ChildMarks::new(p.trace);
     // If the launcher dies, so does the sandbox.
     sys::set_pdeathsig(libc::SIGKILL).at(Step::DeathSignal)?;
     // The parent writes our uid/gid maps and puts us in the cgroup (v1).
@@ -123,6 +127,7 @@ fn setup(p: &ChildPlan, stdio: &ChildStdio, sock: &OwnedFd) -> Result<(), ChildE
             })
         }
     }
+    t.mark(Step::WaitParent);
     // Before any mount: files we create must belong to the sandbox's uid.
     namespaces::switch_ids().at(Step::SwitchIds)?;
     // Changing ids cleared the death signal (commit_creds resets it): set it
@@ -134,14 +139,17 @@ fn setup(p: &ChildPlan, stdio: &ChildStdio, sock: &OwnedFd) -> Result<(), ChildE
     // Now that we sit in the run's cgroup, make it our cgroup namespace root.
     namespaces::unshare_cgroup().at(Step::CgroupNamespace)?;
     nix::unistd::sethostname(&p.hostname).at(Step::Hostname)?;
+    t.mark(Step::Hostname);
     // Mounting needs CAP_SYS_ADMIN in our namespace: before the caps go.
-    let work = mount::build_root(&p.root)?;
+    let work = mount::build_root(&p.root, &mut t)?;
     nix::unistd::chdir(p.exec.cwd.as_c_str()).at(Step::Chdir)?;
     rlimit::apply(&p.rlimits)?;
     // No controlling terminal: TIOCSTI and /dev/tty reach nothing.
     nix::unistd::setsid().at(Step::Session)?;
     fd::install_stdio(stdio)?;
+    t.mark(Step::Stdio);
     crate::caps::drop_all(p.last_cap)?;
+    t.mark(Step::Caps);
     // Late on purpose (runc GHSA-xr7r-f8xq-vfvv): nothing opened before this survives.
     let mut keep = vec![sock.as_raw_fd()];
     if let Some(w) = &work {
@@ -149,9 +157,14 @@ fn setup(p: &ChildPlan, stdio: &ChildStdio, sock: &OwnedFd) -> Result<(), ChildE
     }
     fd::close_all_except(&keep)?;
     sys::set_no_new_privs().at(Step::NoNewPrivs)?;
+    t.mark(Step::NoNewPrivs);
     let status = landlock::restrict_self(&p.landlock).at(Step::Landlock)?;
+    t.mark(Step::Landlock);
     // The init's /proc entries become unreachable to the payload (ptrace checks).
     sys::set_not_dumpable().at(Step::Ready)?;
+    for &(step, ns) in t.marks() {
+        sync::send(sock.as_fd(), Msg::Mark { step, ns }, None).at(Step::Ready)?;
+    }
     sync::send(
         sock.as_fd(),
         Msg::Ready {

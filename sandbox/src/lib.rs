@@ -25,6 +25,7 @@ mod spawn;
 pub mod spec;
 mod sync;
 mod sys;
+pub mod trace;
 pub mod work;
 
 pub use cgroup::{Cgroup, CgroupParent, CgroupUsage, CgroupVersion};
@@ -36,4 +37,5 @@ pub use spec::{
     CgroupSpec, ExecSpec, ExtraBind, IdMap, LandlockMode, Rlimits, RootSpec, SandboxSpec, WorkSpec,
 };
 pub use sys::pidfd_send_signal;
+pub use trace::Mark;
 pub use work::{read_work_file, WorkFile, WorkFileError};

@@ -20,6 +20,7 @@ use nix::unistd::{chdir, mkdir, symlinkat};
 use crate::error::{At, ChildError, SpawnError, Step};
 use crate::spec::RootSpec;
 use crate::sys;
+use crate::trace::ChildMarks;
 
 /// Device nodes bound from the host into /dev.
 pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -261,7 +262,10 @@ const STAGING: &std::ffi::CStr = c"/tmp";
 
 /// In the child: build the root and pivot into it. Returns the /work
 /// directory fd when a work dir was asked for.
-pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError> {
+pub(crate) fn build_root(
+    plan: &RootPlan,
+    t: &mut ChildMarks,
+) -> Result<Option<OwnedFd>, ChildError> {
     // Nothing we mount may propagate back to the host.
     mount(
         None::<&str>,
@@ -271,6 +275,7 @@ pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError>
         None::<&str>,
     )
     .at(Step::Propagation)?;
+    t.mark(Step::Propagation);
 
     // Clone every source first, while the host tree is still in view.
     let mut trees: Vec<Option<OwnedFd>> = Vec::with_capacity(plan.ops.len());
@@ -291,6 +296,7 @@ pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError>
         });
     }
 
+    t.mark(Step::OpenBinds);
     mount(
         Some("tmpfs"),
         STAGING,
@@ -340,6 +346,7 @@ pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError>
         }
     }
     drop(trees);
+    t.mark(Step::BuildRoot);
 
     // A fresh procfs of our pid namespace, read-only, showing only processes:
     // no /proc/sys, /proc/kcore, /proc/sysrq-trigger, /proc/keys at all.
@@ -352,6 +359,7 @@ pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError>
         Some("subset=pid"),
     )
     .at(Step::Proc)?;
+    t.mark(Step::Proc);
 
     mkdir_all(&[c"tmp".into()]).at(Step::Tmp)?;
     mount(
@@ -363,6 +371,7 @@ pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError>
     )
     .at(Step::Tmp)?;
 
+    t.mark(Step::Tmp);
     let work = match &plan.work {
         None => None,
         Some(w) => Some(build_work(w)?),
@@ -373,6 +382,7 @@ pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError>
     sys::pivot_root(c".", c".").at(Step::PivotRoot)?;
     umount2(".", MntFlags::MNT_DETACH).at(Step::PivotRoot)?;
     chdir("/").at(Step::PivotRoot)?;
+    t.mark(Step::PivotRoot);
     // The root itself is read-only from now on; /tmp and /work stay writable.
     sys::mount_setattr(
         None,
@@ -381,6 +391,7 @@ pub(crate) fn build_root(plan: &RootPlan) -> Result<Option<OwnedFd>, ChildError>
         false,
     )
     .at(Step::ReadOnlyRoot)?;
+    t.mark(Step::ReadOnlyRoot);
     Ok(work)
 }
 

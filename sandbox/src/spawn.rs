@@ -18,6 +18,7 @@ use crate::rlimit::RlimitPlan;
 use crate::spec::{LandlockMode, SandboxSpec};
 use crate::sync::{self, Msg};
 use crate::sys::{self, Cloned, WaitStatus};
+use crate::trace::{self, Mark};
 
 /// How the sandboxed command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,11 +50,20 @@ pub struct Sandbox {
     exit: Option<Exit>,
     exec_failed: Option<Errno>,
     payload_status: Option<WaitStatus>,
+    /// Launch stamps (CLOCK_MONOTONIC ns), when tracing.
+    trace: Vec<(Mark, u64)>,
 }
 
 /// Launch one process in isolation. Must be called from a single-threaded
 /// process (the child is a raw clone3 copy of the caller and allocates).
 pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
+    let t0 = Instant::now();
+    let mut marks: Vec<(Mark, u64)> = Vec::new();
+    let mark = |m: &'static str, marks: &mut Vec<(Mark, u64)>| {
+        if spec.trace {
+            marks.push((Mark::Parent(m), trace::since(t0)));
+        }
+    };
     let threads = sys::thread_count();
     if threads != 1 {
         return Err(SpawnError::MultiThreaded(threads));
@@ -76,13 +86,16 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
         last_cap: sys::last_cap(),
         seccomp: spec.seccomp.clone(),
         exec: ExecPlan::new(&spec.exec)?,
+        trace: spec.trace.then_some(t0),
     };
+    mark("plan", &mut marks);
     let (parent_sock, child_sock) = sync::channel().map_err(|errno| SpawnError::Parent {
         step: Step::Channel,
         call: "socketpair",
         errno,
     })?;
     let (parent_stdio, child_stdio) = fd::stdio_pipes(spec.stdin_pipe)?;
+    mark("channel and pipes", &mut marks);
     let cgroup = Cgroup::create(
         &spec.cgroup.parent,
         &spec.cgroup.name,
@@ -92,6 +105,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
             cpu_millicores: spec.cgroup.cpu_millicores,
         },
     )?;
+    mark("cgroup created", &mut marks);
     let cloned = sys::clone3(namespaces::clone_flags(), cgroup.clone_into_fd());
     let (pid, pidfd) = match cloned {
         Ok(Cloned::Child) => {
@@ -107,6 +121,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
     };
     drop(child_sock);
     drop(child_stdio);
+    mark("clone3", &mut marks);
     let mut sb = Sandbox {
         pid,
         pidfd,
@@ -120,21 +135,30 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
         exit: None,
         exec_failed: None,
         payload_status: None,
+        trace: marks,
     };
     // On any error below, dropping `sb` kills, reaps and removes the cgroup.
     namespaces::write_maps(pid, &spec.ids)?;
+    mark("id maps", &mut sb.trace);
     if let Some(cg) = &sb.cgroup {
         cg.attach(pid)?;
     }
+    mark("cgroup attach", &mut sb.trace);
     sync::send(sb.sock.as_fd(), Msg::Proceed, None).map_err(|errno| SpawnError::Parent {
         step: Step::Handshake,
         call: "sendmsg",
         errno,
     })?;
-    match sync::recv(sb.sock.as_fd(), false) {
+    let mut reply = sync::recv(sb.sock.as_fd(), false);
+    while let Ok(Some((Msg::Mark { step, ns }, _))) = reply {
+        sb.trace.push((Mark::Child(step), ns));
+        reply = sync::recv(sb.sock.as_fd(), false);
+    }
+    match reply {
         Ok(Some((Msg::Ready { landlock }, fd))) => {
             sb.landlock = LandlockStatus::from_code(landlock);
             sb.work_dir = fd;
+            mark("ready received", &mut sb.trace);
         }
         Ok(Some((Msg::Failed { step, errno }, _))) => {
             return Err(SpawnError::Child { step, errno })
@@ -198,6 +222,12 @@ impl Sandbox {
     /// with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), never by path.
     pub fn work_dir(&self) -> Option<BorrowedFd<'_>> {
         self.work_dir.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Launch stamps when the spec asked for tracing: each mark with its
+    /// time in ns since `spawn` began.
+    pub fn launch_trace(&self) -> &[(Mark, u64)] {
+        &self.trace
     }
 
     /// What landlock enforced.

@@ -28,6 +28,8 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// Whether the sandbox gets a stdin pipe (`true`) or /dev/null.
     pub stdin_pipe: bool,
+    /// Record per-step launch timings ([`crate::Sandbox::launch_trace`]).
+    pub trace: bool,
 }
 
 /// The command and its environment, as seen inside the sandbox.

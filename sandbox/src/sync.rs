@@ -27,6 +27,8 @@ pub(crate) enum Msg {
     ExecFailed { errno: Errno },
     /// Init → parent: the payload ended with this wait status.
     Exit { status: i32 },
+    /// Child → parent (tracing only): `step` ended at `ns` (CLOCK_MONOTONIC).
+    Mark { step: Step, ns: u64 },
 }
 
 const SIZE: usize = 16;
@@ -39,6 +41,7 @@ impl Msg {
             Msg::Failed { step, errno } => (3, step as u16, errno as i32, 0),
             Msg::ExecFailed { errno } => (4, Step::Exec as u16, errno as i32, 0),
             Msg::Exit { status } => (5, 0, 0, status as i64),
+            Msg::Mark { step, ns } => (6, step as u16, 0, ns as i64),
         };
         let mut b = [0u8; SIZE];
         b[0..2].copy_from_slice(&kind.to_ne_bytes());
@@ -63,6 +66,10 @@ impl Msg {
             4 => Msg::ExecFailed { errno },
             5 => Msg::Exit {
                 status: value as i32,
+            },
+            6 => Msg::Mark {
+                step: Step::from_u16(step)?,
+                ns: value as u64,
             },
             _ => return None,
         })

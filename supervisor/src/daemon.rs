@@ -1003,6 +1003,7 @@ impl Daemon {
                 host_uid: host,
                 host_gid: host,
             },
+            trace: false,
         };
         let queued = now - q.arrived;
         let execution_id = q.inv.execution_id.clone();

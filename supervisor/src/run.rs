@@ -104,6 +104,8 @@ pub fn run(req: &RunRequest) -> Result<RunReport, RunError> {
             host_uid: host,
             host_gid: host,
         },
+        // PADDOCK_TRACE=1: where the launch time goes, step by step, on stderr.
+        trace: std::env::var_os("PADDOCK_TRACE").is_some_and(|v| v == "1"),
     };
     let inv = Invocation {
         execution_id: execution_id(),
@@ -112,6 +114,15 @@ pub fn run(req: &RunRequest) -> Result<RunReport, RunError> {
         ..Invocation::default()
     };
     let report = oneshot::run(&prepared, &inv, &ctx)?;
+    let mut prev = std::time::Duration::ZERO;
+    for (label, at) in &report.launch_trace {
+        eprintln!(
+            "trace {:>9.1} us  +{:>8.1} us  {label}",
+            at.as_secs_f64() * 1e6,
+            at.saturating_sub(prev).as_secs_f64() * 1e6
+        );
+        prev = *at;
+    }
     drop(slot);
     Ok(report)
 }

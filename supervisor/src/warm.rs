@@ -323,6 +323,7 @@ impl Warm {
                 host_uid: host,
                 host_gid: host,
             },
+            trace: false,
         };
         let sha = key.sha256.map(|h| hex(&h));
         let r = match warm::launch(&func.prepared, &ctx, sha.as_deref()) {

@@ -86,3 +86,49 @@ fn runtimes_missing_command_is_failed_to_start() {
     assert_eq!(r.status(), "failed_to_start", "{r}");
     assert_eq!(r.json["error"]["errno"], 2, "{r}");
 }
+
+#[test]
+fn runtimes_launch_trace_lists_every_setup_step_in_order() {
+    require_root();
+    let (_d, p) = setup();
+    let out = std::process::Command::new(bin_path("paddockd"))
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/fn/probe", "hostname"])
+        .env("PADDOCK_TRACE", "1")
+        .output()
+        .expect("paddockd run");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("trace "))
+        .filter_map(|l| l.split("us  ").last())
+        .collect();
+    let want = [
+        "parent: plan",
+        "parent: clone3",
+        "parent: cgroup attach",
+        "child: wait_parent",
+        "child: build_root",
+        "child: pivot_root",
+        "child: caps",
+        "child: landlock",
+        "parent: ready received",
+        "parent: command ended",
+    ];
+    let mut at = 0;
+    for w in want {
+        let found = steps[at..].iter().position(|s| s.trim() == w);
+        assert!(found.is_some(), "{w} missing or out of order in {steps:?}");
+        at += found.unwrap() + 1;
+    }
+    // Without the variable, nothing is traced.
+    let quiet = std::process::Command::new(bin_path("paddockd"))
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/fn/probe", "hostname"])
+        .output()
+        .expect("paddockd run");
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("trace "));
+}
