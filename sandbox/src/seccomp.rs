@@ -174,6 +174,7 @@ impl CompiledSeccomp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     fn spec(names: &[&str]) -> SeccompSpec {
         SeccompSpec {
@@ -243,6 +244,9 @@ mod tests {
         match crate::sys::fork().unwrap() {
             0 => {
                 drop(r);
+                // Other tests run in threads of this process: drop our copies
+                // of their fds, or their peers would not see a hang-up.
+                let _ = crate::fd::close_all_except(&[w.as_raw_fd()]);
                 let code = match c.apply() {
                     Err(_) => 1,
                     Ok(()) => {
@@ -273,6 +277,7 @@ mod tests {
             CompiledSeccomp::compile(&spec(&["read", "write", "exit_group", "getpid"])).unwrap();
         match crate::sys::fork().unwrap() {
             0 => {
+                let _ = crate::fd::close_all_except(&[]);
                 if c.apply().is_ok() {
                     crate::sys::syscall0_errno(libc::SYS_getpid | 0x4000_0000);
                 }
