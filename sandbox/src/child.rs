@@ -220,6 +220,7 @@ fn init(p: &ChildPlan, sock: OwnedFd) -> ! {
         match sig {
             Signal::SIGCHLD => {
                 if let Some(status) = reap(payload) {
+                    mark(p, &sock, Step::Exec);
                     // The payload is done: nothing it started may outlive it.
                     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
                     while !matches!(waitpid(None, None), Err(Errno::ECHILD)) {}
@@ -265,7 +266,16 @@ fn reap(payload: Pid) -> Option<WaitStatus> {
 }
 
 /// The payload: default signals, seccomp last, exec.
+/// Tracing only: tell the parent that `step` just ended.
+fn mark(p: &ChildPlan, sock: &OwnedFd, step: Step) {
+    if let Some(t0) = p.trace {
+        let ns = crate::trace::since(t0);
+        let _ = sync::send(sock.as_fd(), Msg::Mark { step, ns }, None);
+    }
+}
+
 fn payload(p: &ChildPlan, sock: OwnedFd) -> ! {
+    mark(p, &sock, Step::Fork);
     let errno = match sys::reset_signals() {
         Err(e) => e.errno,
         // Last, so the filter only has to allow execve and what the payload uses.
@@ -281,7 +291,11 @@ fn payload(p: &ChildPlan, sock: OwnedFd) -> ! {
                 );
                 sys::exit_now(127);
             }
-            Ok(()) => sys::execve(&p.exec.path, &p.exec.argv, &p.exec.envp).errno,
+            Ok(()) => {
+                // (Sent only if the profile allows sendmsg; tracing is best effort.)
+                mark(p, &sock, Step::Seccomp);
+                sys::execve(&p.exec.path, &p.exec.argv, &p.exec.envp).errno
+            }
         },
     };
     let _ = sync::send(sock.as_fd(), Msg::ExecFailed { errno }, None);

@@ -274,6 +274,7 @@ impl Sandbox {
                 Msg::ExecFailed { errno } => self.exec_failed = Some(errno),
                 Msg::Failed { errno, .. } => self.exec_failed = Some(errno),
                 Msg::Exit { status } => self.payload_status = Some(WaitStatus::from_raw(status)),
+                Msg::Mark { step, ns } => self.trace.push((Mark::Child(step), ns)),
                 _ => {}
             }
         }

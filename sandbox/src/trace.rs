@@ -21,6 +21,9 @@ impl Mark {
     pub fn label(self) -> String {
         match self {
             Mark::Parent(s) => format!("parent: {s}"),
+            Mark::Child(Step::Fork) => "payload: forked by init".into(),
+            Mark::Child(Step::Seccomp) => "payload: seccomp installed, execve next".into(),
+            Mark::Child(Step::Exec) => "init: command exited and reaped".into(),
             Mark::Child(s) => format!("child: {s}"),
         }
     }
