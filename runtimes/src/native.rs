@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paddock_policies::policy::FUNCTION_MOUNT;
-use paddock_policies::{Policy, Protocol, Runtime};
+use paddock_policies::{seccomp_profiles, Policy, Protocol, Runtime};
 use paddock_sandbox::{
     CgroupParent, CgroupSpec, CompiledSeccomp, ExecSpec, ExtraBind, IdMap, LandlockMode, Rlimits,
-    RootSpec, SandboxSpec, SeccompSpec, WorkSpec,
+    RootSpec, SandboxSpec, SeccompError, SeccompSpec, WorkSpec,
 };
 
 use crate::error::RuntimeError;
@@ -33,14 +33,18 @@ pub struct PreparedPolicy {
 
 impl PreparedPolicy {
     pub fn new(policy: Policy) -> Result<PreparedPolicy, RuntimeError> {
-        let spec = SeccompSpec {
-            allow: policy
-                .seccomp
-                .syscalls()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-        };
+        // Names were checked against the same table when the policy was
+        // validated; one that still does not resolve is an error, not a gap.
+        let mut allow = std::collections::BTreeSet::new();
+        for name in policy.seccomp.syscalls() {
+            let nr =
+                seccomp_profiles::syscall_number(name).ok_or_else(|| RuntimeError::Seccomp {
+                    function: policy.name.to_string(),
+                    source: SeccompError::Compile(format!("unknown syscall {name:?}")),
+                })?;
+            allow.insert(nr);
+        }
+        let spec = SeccompSpec { allow };
         let seccomp = CompiledSeccomp::compile(&spec).map_err(|source| RuntimeError::Seccomp {
             function: policy.name.to_string(),
             source,
