@@ -113,6 +113,9 @@ struct Queued {
     func: Arc<Function>,
     inv: Invocation,
     arrived: Instant,
+    /// `arrived` plus the (possibly lowered) timeout: queue time counts
+    /// against it, and a queued invocation is answered `timeout` when it passes.
+    deadline: Instant,
 }
 
 /// An invocation whose sandbox runs.
@@ -460,6 +463,8 @@ impl Daemon {
         for r in self.runs.values() {
             min(r.next_timer);
         }
+        // A queued invocation's deadline passes while it waits.
+        min(self.queues.values().flatten().map(|q| q.deadline).min());
         min(self.accept_retry);
         min(self.draining_until);
         min(self.warm.next_timer());
@@ -876,9 +881,10 @@ impl Daemon {
             command: None,
         };
         // Reject what can never run before it waits in a queue.
-        if let Err(e) = check_invocation(&func.prepared.policy, &inv) {
-            return self.send(conn, protocol::err_line(&id, &e));
-        }
+        let timeout = match check_invocation(&func.prepared.policy, &inv) {
+            Ok(t) => t,
+            Err(e) => return self.send(conn, protocol::err_line(&id, &e)),
+        };
         let name = func.prepared.policy.name.to_string();
         let q = Queued {
             conn,
@@ -886,6 +892,7 @@ impl Daemon {
             func,
             inv,
             arrived: now,
+            deadline: now + timeout,
         };
         let queue_empty = self.queues.get(&name).is_none_or(VecDeque::is_empty);
         if queue_empty && self.can_start(&q.func) {
@@ -961,11 +968,8 @@ impl Daemon {
                     .expect("front exists");
                 self.last_served = Some(name.clone());
                 // Queue time counts against the deadline.
-                let timeout = q.inv.timeout(&q.func.prepared.policy).unwrap_or_default();
-                if now - q.arrived >= timeout {
-                    let v = not_run_result(&q, Status::Timeout, now);
-                    self.stats.record(name, "timeout", ms(now - q.arrived));
-                    self.send(q.conn, protocol::ok_line(&q.id, v));
+                if now >= q.deadline {
+                    self.answer_queued_timeout(q, now);
                 } else {
                     self.start(q);
                 }
@@ -976,6 +980,34 @@ impl Daemon {
                 return;
             }
         }
+    }
+
+    /// Answer `timeout` to every queued invocation whose deadline has
+    /// passed while it waited: it never gets a sandbox.
+    fn expire_queued(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for q in self.queues.values_mut() {
+            if q.iter().any(|x| x.deadline <= now) {
+                let (gone, kept): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(q)
+                    .into_iter()
+                    .partition(|x| x.deadline <= now);
+                *q = kept;
+                expired.extend(gone);
+            }
+        }
+        for q in expired {
+            self.answer_queued_timeout(q, now);
+        }
+    }
+
+    fn answer_queued_timeout(&mut self, q: Queued, now: Instant) {
+        let v = not_run_result(&q, Status::Timeout, now);
+        self.stats.record(
+            q.func.prepared.policy.name.as_str(),
+            "timeout",
+            ms(now - q.arrived),
+        );
+        self.send(q.conn, protocol::ok_line(&q.id, v));
     }
 
     fn start(&mut self, q: Queued) {
@@ -1137,6 +1169,7 @@ impl Daemon {
             }
             self.on_run(rid, K_PIDFD);
         }
+        self.expire_queued(now);
         if self.accept_retry.is_some_and(|t| t <= now) {
             self.accept_retry = None;
             self.accept();
@@ -1363,8 +1396,10 @@ fn unknown_function(name: &str) -> ErrorReply {
 
 /// Request checks that do not need a sandbox: env keys, timeout. (Wasm
 /// functions run like native ones; a missing runner is a launch error.)
-fn check_invocation(p: &Policy, inv: &Invocation) -> Result<(), ErrorReply> {
-    inv.timeout(p)
+/// Returns the invocation's timeout.
+fn check_invocation(p: &Policy, inv: &Invocation) -> Result<Duration, ErrorReply> {
+    let timeout = inv
+        .timeout(p)
         .map_err(|e| ErrorReply::new(Code::BadRequest, e.to_string()))?;
     for k in inv.env.keys() {
         if !p.env_passthrough.contains(k) {
@@ -1374,7 +1409,7 @@ fn check_invocation(p: &Policy, inv: &Invocation) -> Result<(), ErrorReply> {
             ));
         }
     }
-    Ok(())
+    Ok(timeout)
 }
 
 /// The result of an invocation that never got a sandbox (cancelled or timed

@@ -77,3 +77,45 @@ fn life_memory_over_limit_is_oom() {
     // The daemon is unharmed.
     assert_eq!(d.invoke("hello-python", "{}")["result"]["status"], "exited");
 }
+
+#[test]
+fn life_queued_invoke_times_out_at_its_deadline_while_the_slot_stays_busy() {
+    require_root();
+    let d = TestDaemon::with(DaemonOpts::config("[limits]\nconcurrency = 1\n"));
+    d.deploy_ok("long", &crate::sleep_policy("3", ""), &[]);
+    d.deploy_sh("quick", "echo quick\n", "");
+    let mut c = d.client();
+    c.send(&serde_json::json!({"id": "long", "op": "invoke", "function": "long"}));
+    // The long run holds the only slot before the short one arrives.
+    let running =
+        integration_tests::eventually(Duration::from_secs(5), || d.stats()["in_flight"] == 1);
+    assert!(running, "the long run never started: {}", d.stderr());
+    let t = Instant::now();
+    let v = c.call(&serde_json::json!(
+        {"id": "q", "op": "invoke", "function": "quick", "timeout_ms": 300}
+    ));
+    let took = t.elapsed();
+    assert_eq!(v["id"], "q", "the long run answered first: {v}");
+    let r = &v["result"];
+    assert_eq!(r["status"], "timeout", "{v}");
+    assert_eq!(r["limit"], "timeout", "{v}");
+    assert_eq!(r["exit_code"], serde_json::Value::Null, "{v}");
+    assert_eq!(r["wall_ms"], 0, "it never ran: {v}");
+    let queued = r["queue_ms"].as_u64().expect("queue_ms");
+    assert!(
+        (300..1500).contains(&queued),
+        "queue_ms {queued} is not the wait"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "a queued invocation with a 300 ms deadline was answered after {took:?}"
+    );
+    // The long run is unaffected and ends normally.
+    let v = c.recv_within(Duration::from_secs(10));
+    assert_eq!(v["id"], "long", "{v}");
+    assert_eq!(v["result"]["status"], "exited", "{v}");
+    assert_eq!(v["result"]["exit_code"], 0, "{v}");
+    let s = d.stats();
+    assert_eq!(s["totals"]["quick"]["timeout"], 1, "{s}");
+    assert_eq!(s["queued"], 0, "{s}");
+}
