@@ -4,7 +4,8 @@
 //! with `libc` directly so nothing hides the errno) and prints exactly one JSON line:
 //! `{"ok":true,...}` or `{"ok":false,"errno":13,"errno_name":"EACCES",...}`.
 //! The exit status is 0 whenever the result could be printed; 2 means bad usage.
-//! Sub-commands that are meant to be killed (spin, int80_exit, ...) print nothing.
+//! Sub-commands that are meant to be killed (spin, int80_exit, sysenter_exit,
+//! farcall_exit, ...) print nothing.
 
 use serde_json::{json, Map, Value};
 use std::ffi::CString;
@@ -376,6 +377,11 @@ fn dispatch(args: &[String]) -> Res {
         "x32" => cmd_syscall(arg(a, 0, "name")?, 0x4000_0000),
         "clone_newuser" => cmd_clone_newuser(),
         "int80_exit" => cmd_int80_exit(num(a, 0, "exit code")?),
+        "sysenter_exit" => cmd_sysenter_exit(num(a, 0, "exit code")?),
+        "farcall_exit" => cmd_farcall_exit(
+            num(a, 0, "exit code")?,
+            a.get(1).map_or("int80", String::as_str),
+        ),
         "remount_rw" => {
             let root = cstr("/")?;
             // SAFETY: valid C string target; NULL source/type/data are allowed for a remount.
@@ -1000,6 +1006,118 @@ fn cmd_int80_exit(code: u32) -> Res {
         f()
     };
     Ok(fail(-ret, json!({"step": "int80 returned", "eax": ret})))
+}
+
+/// i386 `exit_group`.
+const NR32_EXIT_GROUP: u32 = 252;
+
+/// An RWX page below 4 GiB (MAP_32BIT) filled with `int3`, or the failure line.
+fn page_32bit() -> Result<*mut u8, Obj> {
+    // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return Err(fail(last_errno(), json!({"step": "mmap"})));
+    }
+    // SAFETY: the page is 4096 writable bytes.
+    unsafe { std::ptr::write_bytes(page.cast::<u8>(), 0xcc, 4096) };
+    Ok(page.cast())
+}
+
+/// `mov r32, imm32` (opcode 0xb8 + register number).
+fn mov_imm32(code: &mut Vec<u8>, reg: u8, v: u32) {
+    code.push(0xb8 + reg);
+    code.extend_from_slice(&v.to_le_bytes());
+}
+
+const EAX: u8 = 0;
+const EBX: u8 = 3;
+const ESP: u8 = 4;
+const EBP: u8 = 5;
+
+/// Copies `parts` (offset, bytes) into the page and jumps to offset 0. The code
+/// never returns: it ends in the kernel (exit_group or a fatal signal), or in
+/// `hlt` (SIGSEGV in user mode) should the 32-bit call come back.
+fn jump_to_page(page: *mut u8, parts: &[(usize, &[u8])]) -> ! {
+    for (off, bytes) in parts {
+        assert!(off + bytes.len() <= 4096, "code fits the page");
+        // SAFETY: in bounds of the 4096-byte page (checked above), which does
+        // not overlap `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), page.add(*off), bytes.len()) };
+    }
+    // SAFETY: the page holds complete code that never returns (see above); the
+    // page stays mapped for the rest of the process.
+    unsafe {
+        let f: extern "C" fn() -> ! = std::mem::transmute(page);
+        f()
+    }
+}
+
+/// SC3: `sysenter` from 64-bit mode with the i386 numbering (eax = exit_group,
+/// ebx = code). The kernel's SYSENTER entry (Intel; AMD raises #UD in long
+/// mode) reads the user stack pointer from ebp and the sixth argument from
+/// there, so ebp points into the page. Prints nothing when the process dies.
+fn cmd_sysenter_exit(code: u32) -> Res {
+    let page = match page_32bit() {
+        Ok(p) => p,
+        Err(line) => return Ok(line),
+    };
+    let base = page as usize as u32;
+    let mut c = Vec::new();
+    mov_imm32(&mut c, EAX, NR32_EXIT_GROUP);
+    mov_imm32(&mut c, EBX, code);
+    mov_imm32(&mut c, EBP, base + 4000);
+    c.extend_from_slice(&[0x0f, 0x34, 0xf4]); // sysenter; hlt
+    jump_to_page(page, &[(0, &c)])
+}
+
+/// SC3: a far call (`lcall`) through the 32-bit user code segment (selector
+/// 0x23, __USER32_CS) into compatibility mode, where 32-bit code issues
+/// exit_group(code) with `int $0x80`, `sysenter` or `syscall`. Prints nothing
+/// when the process dies.
+fn cmd_farcall_exit(code: u32, insn: &str) -> Res {
+    let entry: &[u8] = match insn {
+        "int80" => &[0xcd, 0x80],
+        "sysenter" => &[0x0f, 0x34],
+        "syscall" => &[0x0f, 0x05],
+        other => return Err(format!("unknown entry instruction {other:?}")),
+    };
+    let page = match page_32bit() {
+        Ok(p) => p,
+        Err(line) => return Ok(line),
+    };
+    let base = page as usize as u32;
+    const FAR_PTR: u32 = 0x80;
+    const CODE32: u32 = 0x100;
+    // 64-bit: a stack below 4 GiB (compatibility mode uses esp), then
+    // `lcall *[abs32 FAR_PTR]` (ff /3 with a SIB absolute disp32); hlt.
+    let mut c64 = Vec::new();
+    mov_imm32(&mut c64, ESP, base + 4000);
+    c64.extend_from_slice(&[0xff, 0x1c, 0x25]);
+    c64.extend_from_slice(&(base + FAR_PTR).to_le_bytes());
+    c64.push(0xf4);
+    // The m16:32 far pointer: offset, then the selector.
+    let mut far = (base + CODE32).to_le_bytes().to_vec();
+    far.extend_from_slice(&0x23u16.to_le_bytes());
+    // 32-bit: eax = exit_group, ebx = code, ebp = esp (for sysenter); entry; hlt.
+    let mut c32 = Vec::new();
+    mov_imm32(&mut c32, EAX, NR32_EXIT_GROUP);
+    mov_imm32(&mut c32, EBX, code);
+    c32.extend_from_slice(&[0x89, 0xe5]); // mov ebp, esp
+    c32.extend_from_slice(entry);
+    c32.push(0xf4);
+    jump_to_page(
+        page,
+        &[(0, &c64), (FAR_PTR as usize, &far), (CODE32 as usize, &c32)],
+    )
 }
 
 fn cmd_mount(path: &str, fstype: &str, data: &str) -> Res {
