@@ -419,6 +419,7 @@ fn dispatch(args: &[String]) -> Res {
             let r = unsafe { libc::ioctl(0, libc::TIOCSTI, &c as *const u8) };
             Ok(check(r.into(), json!({})))
         }
+        "tty_inject" => cmd_tty_inject(a.first().map_or("id\n", String::as_str)),
         "tioclinux" => {
             let mut sub: [u8; 8] = [0; 8];
             // SAFETY: TIOCLINUX reads/writes at most a few bytes of `sub`.
@@ -828,6 +829,44 @@ fn cmd_pids() -> Res {
         }
         Err(e) => io_fail(&e, json!({})),
     })
+}
+
+/// TIOCSTI of one byte into `fd`: the probe line of the call.
+fn tiocsti(fd: libc::c_int, byte: u8) -> Obj {
+    // SAFETY: TIOCSTI reads one byte from the pointer, which points at `byte`.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSTI, &byte as *const u8) };
+    check(r.into(), json!({}))
+}
+
+/// PV5: tries to push `text` (e.g. "id\n") into the input of whatever terminal
+/// it can reach, byte by byte with TIOCSTI: through fds 0, 1 and 2 and through
+/// `/dev/tty` (the controlling terminal, if any). Reports, per target, the
+/// first failing call (or success) and whether the fd is a tty.
+fn cmd_tty_inject(text: &str) -> Res {
+    let inject = |fd: libc::c_int| -> Obj {
+        let mut last = ok(json!({}));
+        for b in text.bytes() {
+            last = tiocsti(fd, b);
+            if last["ok"] != true {
+                break;
+            }
+        }
+        // SAFETY: isatty has no memory-safety requirements.
+        last.insert("tty".into(), json!(unsafe { libc::isatty(fd) } == 1));
+        last
+    };
+    let mut out = ok(json!({}));
+    for fd in 0..3 {
+        out.insert(format!("fd{fd}"), Value::Object(inject(fd)));
+    }
+    let fd = sys_open("/dev/tty", libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)?;
+    let mut dev_tty = check(fd.into(), json!({}));
+    if fd >= 0 {
+        dev_tty.insert("inject".into(), Value::Object(inject(fd)));
+        close(fd);
+    }
+    out.insert("dev_tty".into(), Value::Object(dev_tty));
+    Ok(out)
 }
 
 fn cmd_ids() -> Res {

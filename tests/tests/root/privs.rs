@@ -115,3 +115,139 @@ fn privs_new_session_without_tty() {
     let sid = r["sid"].as_i64().unwrap_or(-1);
     assert!((1..=2).contains(&sid), "{r}");
 }
+
+// PV5 with the row's premise: `paddockd run` started from a terminal. Its
+// stdin, stdout and stderr are the slave of a fresh pseudo-terminal that is
+// also its controlling terminal (setsid + TIOCSCTTY), as from an interactive
+// shell. The probe pushes "id\n" with TIOCSTI into fds 0, 1, 2 and into
+// /dev/tty. Asserted: every TIOCSTI fails with EPERM (seccomp refuses the
+// request whatever the fd; ENOTTY would be the kernel's answer for the pipes
+// the sandbox really has), no fd of the sandbox is a tty, /dev/tty is ENXIO
+// (setsid in the sandbox: no controlling terminal), and nothing reached the
+// terminal: its input queue is empty (what the shell would read next) and the
+// master saw only paddockd's one JSON object (an injected byte would also be
+// echoed there). A control then injects one byte as root from the host to
+// show that the queue check sees an injection.
+#[test]
+fn privs_paddockd_run_from_a_terminal_gets_nothing_injected() {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    require_root();
+    let (_d, p) = setup();
+    let _guard = run_guard();
+    let (mut m, mut s) = (-1, -1);
+    // SAFETY: out-pointers to two local ints; name, termios and winsize may be NULL.
+    let r = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty returned two fresh fds that nothing else owns.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+    // Non-canonical input, echo on: every queued byte counts in TIOCINQ, not
+    // only complete lines, and an injected byte is echoed to the master.
+    // SAFETY: termios is plain data, filled in by tcgetattr before use.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut t), 0);
+        t.c_lflag &= !libc::ICANON;
+        t.c_lflag |= libc::ECHO;
+        assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t), 0);
+        let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+        assert!(fl >= 0);
+        assert_eq!(
+            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK),
+            0
+        );
+    }
+    let mut cmd = Command::new(bin_path("paddockd"));
+    cmd.arg("run")
+        .arg("--policy")
+        .arg(&p)
+        .args(["--", "/fn/probe", "tty_inject", "id\n"])
+        .stdin(Stdio::from(slave.try_clone().expect("dup")))
+        .stdout(Stdio::from(slave.try_clone().expect("dup")))
+        .stderr(Stdio::from(slave.try_clone().expect("dup")));
+    // SAFETY: the hook runs in the forked child before exec and calls only
+    // async-signal-safe functions (setsid, ioctl); fd 0 is already the slave.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn paddockd on the pty");
+    let mut seen = Vec::new();
+    let drain = |seen: &mut Vec<u8>| loop {
+        let mut buf = [0u8; 4096];
+        // SAFETY: the buffer is valid for its whole length.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n as usize]);
+    };
+    let start = Instant::now();
+    let status = loop {
+        drain(&mut seen);
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("paddockd run on a pty did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drain(&mut seen);
+    let text = String::from_utf8_lossy(&seen).replace("\r\n", "\n");
+    assert!(
+        status.success(),
+        "paddockd run failed with {status}: {text}"
+    );
+
+    let mut queued: libc::c_int = -1;
+    // SAFETY: TIOCINQ writes one int through the pointer.
+    let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCINQ, &mut queued) };
+    assert_eq!(r, 0, "TIOCINQ: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        queued, 0,
+        "bytes reached the terminal's input queue; master saw {text:?}"
+    );
+
+    // The master saw paddockd's one JSON object and nothing else (no echo).
+    let json: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("the terminal got more than one JSON object ({e}): {text:?}"));
+    let stdout = json["stdout"].as_str().unwrap_or("");
+    let line: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no probe line in {json}"));
+    assert_eq!(json["status"], "exited", "{json}");
+    for fd in ["fd0", "fd1", "fd2"] {
+        assert_errno(&line[fd], "EPERM");
+        assert_eq!(line[fd]["tty"], false, "{fd} is a tty: {line}");
+    }
+    assert_errno(&line["dev_tty"], "ENXIO");
+
+    // Control: root on the host can inject into this terminal, and the queue
+    // check above would have seen it.
+    let b = b'z';
+    // SAFETY: TIOCSTI reads one byte from the pointer, which points at `b`.
+    let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSTI, &b as *const u8) };
+    assert_eq!(r, 0, "control TIOCSTI: {}", std::io::Error::last_os_error());
+    // SAFETY: TIOCINQ writes one int through the pointer.
+    unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCINQ, &mut queued) };
+    assert_eq!(queued, 1, "the control injection is not seen by TIOCINQ");
+}
