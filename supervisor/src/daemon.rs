@@ -180,40 +180,136 @@ fn resolve_groups(groups: &[GroupRef]) -> Vec<u32> {
         .collect()
 }
 
-/// Create the listening socket safely: a root-owned directory nobody else
-/// can write, no following a planted symlink, mode 0600 from birth (umask),
-/// then 0660 root:paddock when that group exists, all before listen(2).
-fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, ServeError> {
+/// Whether only root can change the entries of the directory `meta`
+/// describes: owned by root and writable by nobody else, or (when
+/// `sticky_ok`) sticky, so that nobody else can rename or remove root's
+/// entries in it.
+fn root_controlled(meta: &std::fs::Metadata, sticky_ok: bool) -> bool {
+    let mode = meta.mode();
+    meta.is_dir() && meta.uid() == 0 && (mode & 0o022 == 0 || (sticky_ok && mode & 0o1000 != 0))
+}
+
+/// Checks every existing component above `dir` (not `dir` itself): a
+/// root-controlled directory (sticky ones allowed), or a symbolic link owned
+/// by root. A missing component ends the walk (the daemon creates it).
+fn check_ancestors(dir: &Path) -> Result<(), String> {
+    let mut prefix = PathBuf::new();
+    let comps: Vec<_> = dir.components().collect();
+    for c in &comps[..comps.len().saturating_sub(1)] {
+        prefix.push(c);
+        let meta = match std::fs::symlink_metadata(&prefix) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("{}: {e}", prefix.display())),
+        };
+        let ok = if meta.file_type().is_symlink() {
+            meta.uid() == 0
+        } else {
+            root_controlled(&meta, true)
+        };
+        if !ok {
+            return Err(format!(
+                "{} (owner uid {}, mode {:o}) lets another user replace the socket's directory: \
+                 every directory above the socket must belong to root and be writable only \
+                 by root (or be sticky, like /tmp)",
+                prefix.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Create the listening socket safely, all before listen(2): the socket's
+/// directory and every one above it only root can change, the socket mode
+/// 0600 from birth (umask), then 0660 root:paddock when that group exists, a
+/// planted symlink or file at the path refused (bind(2) never follows one).
+///
+/// The directory: a missing one is created, 0750 root:paddock (0700 root
+/// without the group). An existing one is used as it is, never chmod'ed or
+/// chown'ed -- except `own_dir`, the daemon's own runtime directory
+/// (`run_dir`, which systemd creates root:root), which gets that same mode
+/// and group -- and it is refused if anyone but root can write it (sticky
+/// or not: in a shared directory another user could take the socket's name
+/// while the daemon is down and impersonate it to clients).
+fn bind_socket(
+    path: &Path,
+    group: Option<u32>,
+    own_dir: &Path,
+) -> Result<UnixListener, ServeError> {
     let fail = |msg: String| ServeError::Socket {
         path: path.to_path_buf(),
         msg,
     };
+    let path = &std::path::absolute(path).map_err(|e| fail(format!("{e}")))?;
     let dir = path
         .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .ok_or_else(|| fail("has no parent directory".into()))?;
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create directory: {e}")))?;
-    }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| fail(format!("directory: {e}")))?;
-    if !meta.is_dir() || meta.uid() != 0 {
-        return Err(fail(format!(
-            "{} must be a real directory owned by root",
-            dir.display()
-        )));
-    }
+        .filter(|d| d.file_name().is_some())
+        .ok_or_else(|| fail("must be in a directory below /".into()))?;
+    check_ancestors(dir).map_err(fail)?;
     let (mode, gid) = match group {
         Some(g) => (0o750, g),
         None => (0o700, 0),
     };
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| fail(format!("chmod directory: {e}")))?;
-    nix::unistd::chown(
-        dir,
-        Some(nix::unistd::Uid::from_raw(0)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-    )
-    .map_err(|e| fail(format!("chown directory: {e}")))?;
+    let mut created = false;
+    if std::fs::symlink_metadata(dir).is_err() {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(parent) = dir.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => created = true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(format!("cannot create {}: {e}", dir.display()))),
+        }
+    }
+    // What `dir` names now, through any symlink: the same checks again.
+    let real = std::fs::canonicalize(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    check_ancestors(&real).map_err(fail)?;
+    let meta =
+        std::fs::symlink_metadata(&real).map_err(|e| fail(format!("{}: {e}", real.display())))?;
+    if !root_controlled(&meta, false) {
+        return Err(fail(format!(
+            "the directory {} (owner uid {}, mode {:o}) must be a directory only root can write; \
+             paddockd does not change an existing directory's mode: name a socket in a new \
+             directory (e.g. {}/paddock/paddockd.sock) and paddockd creates it 0{:o}, owned by root",
+            real.display(),
+            meta.uid(),
+            meta.mode() & 0o7777,
+            real.display(),
+            mode
+        )));
+    }
+    // Bind beneath the checked directory, not through the name given.
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail("does not end in a file name".into()))?;
+    let path = &real.join(name);
+    let ours = created || std::fs::canonicalize(own_dir).is_ok_and(|o| o == real);
+    if ours {
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| fail(format!("chmod directory: {e}")))?;
+        nix::unistd::chown(
+            &real,
+            Some(nix::unistd::Uid::from_raw(0)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| fail(format!("chown directory: {e}")))?;
+    } else if let Some(g) = group {
+        let m = meta.mode();
+        if !((meta.gid() == g && m & 0o010 != 0) || m & 0o001 != 0) {
+            log(format!(
+                "{} (mode {:o}) is not searchable by group {g}: its members cannot connect",
+                real.display(),
+                m & 0o7777
+            ));
+        }
+    }
     match std::fs::symlink_metadata(path) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -221,10 +317,15 @@ fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, ServeErr
             }
             std::fs::remove_file(path).map_err(|e| fail(format!("remove stale socket: {e}")))?;
         }
-        Ok(_) => {
-            return Err(fail(
-                "exists and is not a socket; refusing to replace it".into(),
-            ))
+        Ok(m) => {
+            let what = if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a socket"
+            };
+            return Err(fail(format!(
+                "exists and is {what}; refusing to replace or follow it"
+            )));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e.to_string())),
@@ -242,12 +343,9 @@ fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, ServeErr
     nix::sys::stat::umask(old);
     bound.map_err(|e| fail(format!("bind: {e}")))?;
     let sock_mode = if group.is_some() { 0o660 } else { 0o600 };
-    nix::unistd::chown(
-        path,
-        Some(nix::unistd::Uid::from_raw(0)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-    )
-    .map_err(|e| fail(format!("chown: {e}")))?;
+    // Only root can change the directory's entries, so `path` is still our
+    // socket; lchown regardless.
+    std::os::unix::fs::lchown(path, Some(0), Some(gid)).map_err(|e| fail(format!("chown: {e}")))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(sock_mode))
         .map_err(|e| fail(format!("chmod: {e}")))?;
     socket::listen(&fd, Backlog::new(1024).expect("valid backlog"))
@@ -348,7 +446,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let reserve = 32 + 8 * u64::from(config.limits.concurrency);
         soft.saturating_sub(reserve).max(8) as usize
     };
-    let mut listener = bind_socket(&config.socket, socket_group)?;
+    let mut listener = bind_socket(&config.socket, socket_group, &config.run_dir)?;
     let poll = Poll::new().map_err(io_err("epoll"))?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)

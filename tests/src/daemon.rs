@@ -36,6 +36,8 @@ pub struct DaemonOpts {
     pub drain_timeout_ms: Option<u64>,
     /// RLIMIT_NOFILE for the daemon (started through `prlimit`).
     pub nofile: Option<u64>,
+    /// Listen here instead of `<root>/run/paddockd.sock`.
+    pub socket: Option<PathBuf>,
 }
 
 impl DaemonOpts {
@@ -90,6 +92,24 @@ impl TestDaemon {
 
     /// A daemon with these options.
     pub fn with(opts: DaemonOpts) -> TestDaemon {
+        let mut d = TestDaemon::prepare(opts);
+        if let Err(e) = d.try_spawn() {
+            panic!("{e}");
+        }
+        d
+    }
+
+    /// A daemon with these options, or what it wrote to stderr when it
+    /// exited instead of listening.
+    pub fn try_with(opts: DaemonOpts) -> Result<TestDaemon, String> {
+        let mut d = TestDaemon::prepare(opts);
+        match d.try_spawn() {
+            Ok(()) => Ok(d),
+            Err(_) => Err(d.stderr()),
+        }
+    }
+
+    fn prepare(opts: DaemonOpts) -> TestDaemon {
         let shared = crate::run_guard();
         let tmp = tempfile::Builder::new()
             .prefix("paddockd-test-")
@@ -105,7 +125,7 @@ impl TestDaemon {
         .expect("chmod");
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let cgroup_name = format!("paddockt{}x{n}", std::process::id());
-        let mut d = TestDaemon {
+        let d = TestDaemon {
             tmp,
             child: None,
             opts,
@@ -114,7 +134,6 @@ impl TestDaemon {
             _shared: shared,
         };
         d.write_config();
-        d.spawn();
         d
     }
 
@@ -133,7 +152,10 @@ impl TestDaemon {
 
     /// The socket path.
     pub fn socket(&self) -> PathBuf {
-        self.root().join("run/paddockd.sock")
+        match &self.opts.socket {
+            Some(s) => s.clone(),
+            None => self.root().join("run/paddockd.sock"),
+        }
     }
 
     /// The functions directory (policy files).
@@ -166,6 +188,12 @@ impl TestDaemon {
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         self.starts += 1;
         let err = std::fs::File::create(self.stderr_path()).expect("stderr file");
         let mut c = match self.opts.nofile {
@@ -202,14 +230,18 @@ impl TestDaemon {
         let start = Instant::now();
         loop {
             if UnixStream::connect(self.socket()).is_ok() {
-                return;
+                return Ok(());
             }
             if let Some(st) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("paddockd serve exited with {st}: {}", self.stderr());
+                self.child = None;
+                return Err(format!(
+                    "paddockd serve exited with {st}: {}",
+                    self.stderr()
+                ));
             }
             if start.elapsed() > Duration::from_secs(10) {
                 panic!(

@@ -27,7 +27,10 @@ enum Command {
         /// Daemon configuration (default /etc/paddock/paddockd.toml, or the embedded default).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Listen here instead of the configured socket.
+        /// Listen here instead of the configured socket. A missing directory is
+        /// created 0750 root:paddock (0700 root); an existing one is never
+        /// chmod'ed or chown'ed, and is refused unless only root can write it
+        /// and every directory above it (sticky ones such as /tmp allowed).
         #[arg(long)]
         socket: Option<PathBuf>,
         /// Read policies from here instead of the configured functions directory.
