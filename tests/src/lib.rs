@@ -645,6 +645,44 @@ pub fn sandbox_processes(uids: std::ops::RangeInclusive<u32>) -> Vec<u32> {
     pids
 }
 
+/// Pids of host zombies (state Z) with any of real/effective/saved/fs uid in
+/// `uids`: the processes [`sandbox_processes`] leaves out.
+pub fn sandbox_zombies(uids: std::ops::RangeInclusive<u32>) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k));
+        let zombie = field("State:").is_some_and(|v| v.trim_start().starts_with('Z'));
+        let ours = field("Uid:").is_some_and(|v| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse::<u32>().ok())
+                .any(|u| uids.contains(&u))
+        });
+        if zombie && ours {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// The state letter of a host process (`R`, `S`, `T`, `Z`, ...), if it exists.
+pub fn process_state(pid: u32) -> Option<char> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .and_then(|v| v.trim_start().chars().next())
+}
+
 /// Polls `cond` every 20 ms for up to `within`.
 pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

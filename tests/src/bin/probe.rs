@@ -488,6 +488,7 @@ fn dispatch(args: &[String]) -> Res {
             Ok(ok(json!({"slept": s})))
         }
         "escape_kill" => cmd_escape_kill(num(a, 0, "seconds")?),
+        "stop_all" => cmd_stop_all(num(a, 0, "children")?, num(a, 1, "seconds")?),
         "kill_all" => {
             let sig: i32 = num(a, 0, "signal")?;
             Ok(check(kill(-1, sig).into(), json!({})))
@@ -1506,6 +1507,38 @@ fn cmd_escape_kill(secs: u32) -> Res {
         "setsid_errno": sid_errno, "subreaper_errno": sub_errno,
         "stopped_pid": stopped, "zombies": zombies, "zombie_errno": errno_name(zerr),
     })));
+    child_sleep(secs);
+    std::process::exit(0);
+}
+
+/// LC3: every task of the payload stopped, SIGTERM ignored: `n` sleeping
+/// children, then kill(-1, SIGSTOP) (every process but the sandbox's init and
+/// the caller), a line, then SIGSTOP of the caller itself. Only SIGKILL (or a
+/// cgroup kill) ends them; the line is the last thing it prints.
+fn cmd_stop_all(n: u32, secs: u32) -> Res {
+    ignore_signal(libc::SIGTERM);
+    let mut forked = 0;
+    let mut ferr = 0;
+    for _ in 0..n {
+        let c = fork();
+        if c == 0 {
+            child_sleep(secs);
+            child_exit(0);
+        }
+        if c < 0 {
+            ferr = last_errno();
+            break;
+        }
+        forked += 1;
+    }
+    let r = kill(-1, libc::SIGSTOP);
+    let stop_errno = if r < 0 { last_errno() } else { 0 };
+    emit(&ok(json!({
+        "children": forked, "fork_errno": errno_name(ferr),
+        "stop_errno": errno_name(stop_errno),
+    })));
+    // SAFETY: getpid and kill take no pointers.
+    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
     child_sleep(secs);
     std::process::exit(0);
 }
