@@ -34,6 +34,10 @@ pub const NEVER_ALLOWED_PATHS: &[&str] = &[
 /// on the host.
 pub const NEVER_ALLOWED_SUBSTRING: &str = "docker.sock";
 
+/// Where the sandbox mounts its own filesystems: a host path bound at or
+/// beneath one of these would hide it (or be hidden), so no policy may list one.
+pub const SANDBOX_MOUNTS: &[&str] = &["/fn", "/tmp", "/work"];
+
 const MAX_SYMLINK_DEPTH: u32 = 8;
 
 /// Why a host path was rejected.
@@ -99,6 +103,12 @@ pub enum PathError {
         target: PathBuf,
         /// Why the target was rejected.
         reason: Box<PathError>,
+    },
+    /// At or beneath one of the sandbox's own mounts ([`SANDBOX_MOUNTS`]).
+    #[error("{mount} is the sandbox's own mount; a host path there is not allowed")]
+    SandboxMount {
+        /// The sandbox mount it would collide with.
+        mount: &'static str,
     },
     /// A symlink where none is allowed (the function directory).
     #[error("path is a symlink")]
@@ -236,6 +246,14 @@ pub fn resolve_checked(path: &Path, allowed: &[PathBuf]) -> Result<PathBuf, Poli
     })?;
     let p = check_spelling(s).map_err(fail)?;
     resolve(&p, allowed, 0).map_err(fail)
+}
+
+/// Refuses a path (as seen in the sandbox) at or beneath [`SANDBOX_MOUNTS`].
+pub fn check_not_sandbox_mount(p: &Path) -> Result<(), PathError> {
+    match SANDBOX_MOUNTS.iter().find(|m| p.starts_with(m)) {
+        Some(mount) => Err(PathError::SandboxMount { mount }),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn resolve(p: &Path, allowed: &[PathBuf], depth: u32) -> Result<PathBuf, PathError> {

@@ -311,6 +311,7 @@ impl Check<'_> {
         let mut out: Vec<BindPath> = Vec::new();
         for s in list {
             let checked = check_spelling(&s).and_then(|p| {
+                paths::check_not_sandbox_mount(&p)?;
                 let host = paths::resolve(&p, allowed, 0)?;
                 Ok(BindPath { path: p, host })
             });
@@ -353,6 +354,19 @@ impl Check<'_> {
         } else {
             self.bind_paths("filesystem.writable", writable, &ceilings.writable_paths)
         };
+        // A path is bound one way: the sandbox would otherwise get two mounts
+        // stacked at the same place and the policy would not say which wins.
+        for w in &writable {
+            if read_only.iter().any(|r| r.path == w.path) {
+                self.error(
+                    "filesystem.writable",
+                    format!(
+                        "{:?} is also in filesystem.read_only; list it in one of them",
+                        w.path.display().to_string()
+                    ),
+                );
+            }
+        }
         Filesystem {
             read_only,
             writable,

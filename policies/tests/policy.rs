@@ -415,6 +415,10 @@ fn policy_bad_read_only_paths_are_rejected() {
         ("\"/home\"", "not within the allowed paths"),
         ("\"/usr/no-such-dir-here\"", "does not exist"),
         ("\"/lib/x86_64-linux-gnu\"", ""),
+        ("\"/tmp\"", "/tmp is the sandbox's own mount"),
+        ("\"/tmp/x\"", "/tmp is the sandbox's own mount"),
+        ("\"/fn/lib\"", "/fn is the sandbox's own mount"),
+        ("\"/work\"", "/work is the sandbox's own mount"),
     ];
     for (path, want) in cases {
         if path.contains("/lib/") && !Path::new("/lib").is_symlink() {
@@ -431,7 +435,7 @@ fn policy_bad_read_only_paths_are_rejected() {
 #[test]
 fn policy_intermediate_symlink_path_is_rejected() {
     let env = Env::new();
-    let root = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir_in("/var/tmp").unwrap();
     let r = root.path();
     fs::create_dir_all(r.join("real/sub")).unwrap();
     std::os::unix::fs::symlink("real", r.join("link")).unwrap();
@@ -465,7 +469,7 @@ fn policy_writable_paths_are_rejected_by_default() {
 #[test]
 fn policy_writable_proc_sys_is_rejected_even_when_allowed() {
     let env = Env::new();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let cfg = config(&format!(
         "[ceilings]\nwritable_paths = [{:?}]\n",
         dir.path().to_str().unwrap()
@@ -481,6 +485,30 @@ fn policy_writable_proc_sys_is_rejected_even_when_allowed() {
     let bad = format!("{NATIVE}[filesystem]\nwritable = [\"/proc/sys\"]\n");
     let e = env.parse_with(&bad, &cfg).unwrap_err().to_string();
     assert!(e.contains("/proc is never allowed"), "{e}");
+}
+
+#[test]
+fn policy_writable_path_also_read_only_is_rejected() {
+    let env = Env::new();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let cfg = config(&format!(
+        "[ceilings]\nwritable_paths = [{d:?}]\nread_only_paths = [\"/usr\", {d:?}]\n"
+    ));
+    let both = format!("{NATIVE}[filesystem]\nread_only = [{d:?}]\nwritable = [{d:?}]\n");
+    let e = env.parse_with(&both, &cfg).unwrap_err().to_string();
+    assert!(
+        e.contains("filesystem.writable") && e.contains("also in filesystem.read_only"),
+        "{e}"
+    );
+    // Beneath a read-only path is fine: a writable spot in a read-only tree.
+    fs::create_dir(dir.path().join("data")).unwrap();
+    let nested = format!(
+        "{NATIVE}[filesystem]\nread_only = [\"/usr\", {d:?}]\nwritable = [{:?}]\n",
+        dir.path().join("data").to_str().unwrap()
+    );
+    let p = env.parse_with(&nested, &cfg).unwrap();
+    assert_eq!(p.filesystem.writable[0].path, dir.path().join("data"));
 }
 
 #[test]

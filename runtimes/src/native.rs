@@ -181,6 +181,12 @@ pub fn sandbox_spec(
                 .iter()
                 .map(|b| b.path.clone())
                 .collect(),
+            writable: policy
+                .filesystem
+                .writable
+                .iter()
+                .map(|b| b.path.clone())
+                .collect(),
             function_dir: policy.directory.clone(),
             extra,
             tmp_bytes: policy.limits.tmp_bytes,

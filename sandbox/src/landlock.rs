@@ -1,6 +1,6 @@
 //! Landlock: after this step the payload can reach only the paths the policy
-//! names (read and execute), its own /tmp and /work (read-write) and /dev
-//! (read-write, ioctl); no TCP bind or connect; no abstract unix socket and no
+//! names (read and execute), its own /tmp and /work and the policy's writable
+//! host paths (read-write) and /dev (read-write, ioctl); no TCP bind or connect; no abstract unix socket and no
 //! signal outside its own domain (ABI 6 scoping).
 //!
 //! `Required` uses landlock's HardRequirement: if the kernel lacks any of

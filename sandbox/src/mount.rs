@@ -39,6 +39,8 @@ const DEV_LINKS: [(&str, &str); 5] = [
 pub(crate) enum BindKind {
     /// Read-only, nosuid, nodev (host paths and /fn).
     ReadOnly,
+    /// Read-write, nosuid, nodev (the policy's writable host paths).
+    ReadWrite,
     /// A device node: nosuid, noexec (devices must stay usable, so not nodev).
     Device,
 }
@@ -69,6 +71,9 @@ pub(crate) struct RootPlan {
     pub work: Option<WorkPlan>,
     /// Paths (inside the sandbox) landlock lets the payload read and execute.
     pub read_paths: Vec<PathBuf>,
+    /// Paths (inside the sandbox) landlock lets the payload also write: the
+    /// writable binds that are directories or files (not recreated symlinks).
+    pub write_paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,22 +160,35 @@ impl RootPlan {
     /// Turn a [`RootSpec`] into operations. Reads the host (lstat, readlink)
     /// but changes nothing.
     pub(crate) fn new(spec: &RootSpec) -> Result<RootPlan, SpawnError> {
-        // (host, target) pairs: same-path binds and the extra ones, parents first.
-        let mut ro: Vec<(PathBuf, PathBuf)> = spec
+        if let Some(p) = spec.writable.iter().find(|w| spec.read_only.contains(w)) {
+            return Err(SpawnError::InvalidSpec(format!(
+                "{} is both read-only and writable",
+                p.display()
+            )));
+        }
+        // (host, target, kind): same-path binds, writable ones and the extra
+        // ones, parents first (a writable dir may sit beneath a read-only one).
+        let mut binds: Vec<(PathBuf, PathBuf, BindKind)> = spec
             .read_only
             .iter()
-            .map(|p| (p.clone(), p.clone()))
+            .map(|p| (p.clone(), p.clone(), BindKind::ReadOnly))
+            .chain(
+                spec.writable
+                    .iter()
+                    .map(|p| (p.clone(), p.clone(), BindKind::ReadWrite)),
+            )
             .chain(
                 spec.extra
                     .iter()
-                    .map(|b| (b.host.clone(), b.target.clone())),
+                    .map(|b| (b.host.clone(), b.target.clone(), BindKind::ReadOnly)),
             )
             .collect();
-        ro.sort_by(|a, b| a.1.cmp(&b.1));
-        ro.dedup();
+        binds.sort_by(|a, b| a.1.cmp(&b.1));
+        binds.dedup();
         let mut ops = Vec::new();
         let mut read_paths = Vec::new();
-        for (host, target) in &ro {
+        let mut write_paths = Vec::new();
+        for (host, target, kind) in &binds {
             relative(host)?;
             let rel = relative(target)?;
             for reserved in ["fn", "proc", "dev", "tmp", "work"] {
@@ -181,9 +199,12 @@ impl RootPlan {
                     )));
                 }
             }
-            let op = bind_op(host, &rel, BindKind::ReadOnly)?;
+            let op = bind_op(host, &rel, *kind)?;
             if matches!(op, RootOp::Bind { .. }) {
                 read_paths.push(target.clone());
+                if *kind == BindKind::ReadWrite {
+                    write_paths.push(target.clone());
+                }
             }
             ops.push(op);
         }
@@ -234,6 +255,7 @@ impl RootPlan {
             tmp_opts: tmpfs_opts(spec.tmp_bytes, spec.tmp_inodes, 0o1777)?,
             work,
             read_paths,
+            write_paths,
         })
     }
 }
@@ -287,6 +309,7 @@ pub(crate) fn build_root(
                     BindKind::ReadOnly => {
                         sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV
                     }
+                    BindKind::ReadWrite => sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
                     BindKind::Device => sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
                 };
                 sys::mount_setattr(Some(fd.as_fd()), c"", set, true).at(Step::OpenBinds)?;
@@ -317,9 +340,13 @@ pub(crate) fn build_root(
             } => {
                 mkdir_all(parents).at(Step::BuildRoot)?;
                 if !is_dir {
+                    // O_EXCL: a file that already exists (inside an earlier
+                    // bind) is the mount point as it is, never opened for
+                    // writing (EROFS in a read-only bind, a host file in a
+                    // writable one).
                     match open(
                         dst.as_c_str(),
-                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
                         Mode::from_bits_truncate(0o644),
                     ) {
                         Ok(_) | Err(nix::errno::Errno::EEXIST) => {}
@@ -434,6 +461,7 @@ mod tests {
     fn spec(ro: &[&str]) -> RootSpec {
         RootSpec {
             read_only: ro.iter().map(PathBuf::from).collect(),
+            writable: Vec::new(),
             function_dir: None,
             extra: Vec::new(),
             tmp_bytes: 1 << 20,
@@ -551,6 +579,68 @@ mod tests {
         s.function_dir = Some(tmp.path().to_path_buf());
         let p = RootPlan::new(&s).unwrap();
         assert!(p.read_paths.contains(&PathBuf::from("/fn")));
+    }
+
+    #[test]
+    fn plan_writable_path_is_a_read_write_bind_beneath_a_read_only_one() {
+        let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let mut s = spec(&[tmp.path().to_str().unwrap()]);
+        s.writable.push(data.clone());
+        let p = RootPlan::new(&s).unwrap();
+        let kinds: Vec<(String, BindKind)> = p
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                RootOp::Bind { dst, kind, .. } => Some((dst.to_str().unwrap().to_owned(), *kind)),
+                RootOp::Symlink { .. } => None,
+            })
+            .take(2)
+            .collect();
+        let rel = |q: &Path| q.strip_prefix("/").unwrap().to_str().unwrap().to_owned();
+        // Parents first: the read-only dir, then the writable one on top of it.
+        assert_eq!(
+            kinds,
+            vec![
+                (rel(tmp.path()), BindKind::ReadOnly),
+                (rel(&data), BindKind::ReadWrite)
+            ]
+        );
+        assert_eq!(p.write_paths, vec![data.clone()]);
+        assert!(p.read_paths.contains(&data));
+    }
+
+    #[test]
+    fn plan_writable_host_symlink_is_recreated_and_grants_no_write_rule() {
+        let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+        std::fs::create_dir(tmp.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real", tmp.path().join("link")).unwrap();
+        let mut s = spec(&[]);
+        s.writable.push(tmp.path().join("link"));
+        let p = RootPlan::new(&s).unwrap();
+        assert!(
+            matches!(&p.ops[0], RootOp::Symlink { target, .. } if target.to_str() == Ok("real"))
+        );
+        assert!(
+            p.write_paths.is_empty(),
+            "a symlink grants no landlock rule"
+        );
+    }
+
+    #[test]
+    fn plan_path_both_read_only_and_writable_is_rejected() {
+        let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+        let mut s = spec(&[tmp.path().to_str().unwrap()]);
+        s.writable.push(tmp.path().to_path_buf());
+        assert!(matches!(
+            RootPlan::new(&s),
+            Err(SpawnError::InvalidSpec(m)) if m.contains("both read-only and writable")
+        ));
+        // Writable paths obey the same reserved-target rule.
+        let mut s = spec(&[]);
+        s.writable.push(PathBuf::from("/tmp"));
+        assert!(RootPlan::new(&s).is_err());
     }
 
     #[test]

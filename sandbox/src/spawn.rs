@@ -74,6 +74,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
     if spec.root.work.is_some() {
         write.push(PathBuf::from("/work"));
     }
+    write.extend(root.write_paths.iter().cloned());
     let plan = ChildPlan {
         landlock: LandlockPlan {
             mode: spec.landlock,

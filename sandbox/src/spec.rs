@@ -58,6 +58,12 @@ pub struct RootSpec {
     /// Host paths bound read-only (nosuid, nodev) at the same path. A path that
     /// is a symlink on the host is recreated as the same symlink.
     pub read_only: Vec<PathBuf>,
+    /// Host paths bound read-write (nosuid, nodev) at the same path, with
+    /// the same symlink rule as `read_only`. They are the host's own
+    /// directories, shared with the host and with every other run given the
+    /// same path; the sandbox writes there as its unprivileged host uid.
+    /// A path may not be in both lists.
+    pub writable: Vec<PathBuf>,
     /// The function's own directory, bound read-only at `/fn`.
     pub function_dir: Option<PathBuf>,
     /// Further read-only binds of a host file or directory at another path
