@@ -1,5 +1,5 @@
 //! Error codes: bad_request, unknown_op, unknown_function, forbidden,
-//! too_large, busy, invalid_policy, shutting_down.
+//! too_large, busy, invalid_policy, shutting_down, internal.
 
 use std::time::{Duration, Instant};
 
@@ -219,4 +219,75 @@ fn errors_sigterm_drains_then_exits_and_removes_the_socket() {
         t.elapsed()
     );
     assert!(!d.socket().exists(), "socket file left behind");
+}
+
+#[test]
+fn errors_deploy_failing_on_the_daemons_side_is_internal_and_the_daemon_serves_on() {
+    require_root();
+    let d = TestDaemon::start();
+    // A regular file where the deployed functions' directory must go.
+    let fns = d.state_dir().join("functions");
+    if fns.is_dir() {
+        std::fs::remove_dir_all(&fns).expect("rmdir");
+    }
+    std::fs::write(&fns, b"in the way").expect("write");
+    let v = d.deploy("greet", &sh_policy("", ""), &[("h.sh", b"echo hi\n", true)]);
+    assert_eq!(code(&v), Some("internal"), "{v}");
+    assert_eq!(v["id"], 0, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    // Nothing half-made is visible, and everything else still works.
+    let v = d.invoke("greet", "");
+    assert_eq!(code(&v), Some("unknown_function"), "{v}");
+    let v = d.invoke("hello-python", r#"{"name":"Ada"}"#);
+    assert_eq!(v["result"]["status"], "exited", "{v}");
+    assert_eq!(std::fs::read(&fns).expect("read"), b"in the way");
+    // The request may be retried once the cause is gone.
+    std::fs::remove_file(&fns).expect("rm");
+    assert_eq!(d.deploy_sh("greet", "echo hi\n", ""), 1, "{}", d.stderr());
+    assert_eq!(d.invoke("greet", "")["result"]["stdout"], "hi\n");
+}
+
+#[test]
+fn errors_sigterm_answers_queued_invocations_shutting_down_and_a_short_run_finishes() {
+    require_root();
+    let mut d = TestDaemon::with(DaemonOpts {
+        config: "[limits]\nconcurrency = 1\n".into(),
+        drain_timeout_ms: Some(10_000),
+        ..Default::default()
+    });
+    d.deploy_sh("short", "sleep 1\necho done\n", "");
+    let mut c = d.client();
+    c.send(&json!({"id": "run", "op": "invoke", "function": "short"}));
+    let started =
+        integration_tests::eventually(Duration::from_secs(5), || d.stats()["in_flight"] == 1);
+    assert!(started, "the short run never started: {}", d.stderr());
+    for id in ["q1", "q2"] {
+        c.send(&json!({"id": id, "op": "invoke", "function": "hello-python"}));
+    }
+    let queued = integration_tests::eventually(Duration::from_secs(2), || d.stats()["queued"] == 2);
+    assert!(queued, "the two invocations were not queued");
+    d.signal(libc::SIGTERM);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(c.recv_within(Duration::from_secs(10)));
+    }
+    // The queued ones first, at once; the running one when it ends.
+    for (i, id) in ["q1", "q2"].iter().enumerate() {
+        let a = got.iter().position(|v| v["id"] == *id).expect("answered");
+        assert_eq!(code(&got[a]), Some("shutting_down"), "{}", got[a]);
+        assert!(a < 2, "{id} answered after the drained run: {got:?} ({i})");
+    }
+    let run = got.iter().find(|v| v["id"] == "run").expect("run answered");
+    assert_eq!(run["result"]["status"], "exited", "{run}");
+    assert_eq!(run["result"]["exit_code"], 0, "{run}");
+    assert_eq!(run["result"]["stdout"], "done\n", "{run}");
+    let st = d
+        .wait_exit(Duration::from_secs(5))
+        .expect("daemon did not exit after the drain");
+    assert!(st.success(), "exit {st}");
 }

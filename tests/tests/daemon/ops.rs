@@ -1,9 +1,11 @@
 //! The ops of protocol v1 on their good paths: hello, list, describe, invoke
 //! (STDIO, FILE, node), cancel, deploy/redeploy/remove, reload and SIGHUP,
-//! stats, and out-of-order answers to pipelined requests.
+//! stats, and out-of-order answers to pipelined requests; a 2 MiB STDIO
+//! round trip, the function environment, python over FILE, cancel scope.
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use integration_tests::daemon::*;
 use integration_tests::require_root;
 use serde_json::json;
@@ -224,4 +226,130 @@ fn ops_pipelined_fast_answer_overtakes_slow() {
     assert_eq!(first["result"]["stdout"], "fast\n");
     assert_eq!(second["id"], "slow-1", "{second}");
     assert_eq!(second["result"]["status"], "exited", "{second}");
+}
+
+#[test]
+fn ops_two_mib_payload_through_cat_comes_back_byte_identical() {
+    require_root();
+    let d = TestDaemon::start();
+    d.deploy_ok(
+        "cat",
+        "runtime = \"native\"\ncommand = [\"/bin/cat\"]\n\n[limits]\noutput = \"4MiB\"\n",
+        &[],
+    );
+    // Not UTF-8, so it travels as base64 both ways; larger than any pipe buffer.
+    let mut payload = Vec::with_capacity(2 << 20);
+    let mut x: u32 = 0x9e37_79b9;
+    while payload.len() < 2 << 20 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        payload.extend_from_slice(&x.to_le_bytes());
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let v = d.client().call(&json!({
+        "id": 1, "op": "invoke", "function": "cat", "input_base64": b64.encode(&payload)
+    }));
+    let r = &v["result"];
+    assert_eq!(
+        r["status"],
+        "exited",
+        "{}",
+        &v.to_string()[..500.min(v.to_string().len())]
+    );
+    assert_eq!(r["exit_code"], 0);
+    assert_eq!(r["stdout_truncated"], false);
+    let out = bytes_field(r, "stdout").expect("stdout");
+    assert_eq!(out.len(), payload.len(), "length differs");
+    assert!(out == payload, "the bytes differ");
+}
+
+#[test]
+fn ops_function_environment_has_ids_timeout_name_and_passthrough() {
+    require_root();
+    let d = TestDaemon::start();
+    d.deploy_ok(
+        "envy",
+        &sh_policy("", "env_passthrough = [\"GREETING\"]"),
+        &[(
+            "h.sh",
+            b"printf '%s\\n' \"$EXECUTION_ID\" \"$TRACE_ID\" \"$TIMEOUT_MS\" \"$FUNCTION_NAME\" \"$GREETING\"\n",
+            true,
+        )],
+    );
+    let v = d.client().call(&json!({
+        "id": 1, "op": "invoke", "function": "envy", "trace_id": "trace-42",
+        "timeout_ms": 1234, "env": {"GREETING": "hi there"}
+    }));
+    let r = &v["result"];
+    assert_eq!(r["status"], "exited", "{v}");
+    let out = r["stdout"].as_str().expect("stdout");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out:?}");
+    assert_eq!(Some(lines[0]), r["execution_id"].as_str(), "EXECUTION_ID");
+    assert_eq!(lines[1], "trace-42", "TRACE_ID");
+    assert_eq!(lines[2], "1234", "TIMEOUT_MS is the lowered timeout");
+    assert_eq!(lines[3], "envy", "FUNCTION_NAME");
+    assert_eq!(lines[4], "hi there", "the passed-through key");
+    // Without a trace id or a lower timeout: empty, and the policy's.
+    let v = d.invoke("envy", "");
+    let out = v["result"]["stdout"].as_str().expect("stdout").to_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], "", "{out:?}");
+    assert_eq!(lines[2], "5000", "{out:?}");
+    assert_eq!(lines[4], "", "{out:?}");
+    assert_ne!(
+        Some(lines[0]),
+        r["execution_id"].as_str(),
+        "execution ids repeat"
+    );
+}
+
+#[test]
+fn ops_python_function_over_the_file_protocol() {
+    require_root();
+    let d = TestDaemon::start();
+    let script = b"import json, os\n\
+with open(os.environ['INPUT_FILE'], 'rb') as f:\n    data = json.load(f)\n\
+with open(os.environ['OUTPUT_FILE'], 'w') as f:\n    json.dump({'upper': data['text'].upper()}, f)\n\
+print('logged')\n";
+    d.deploy_ok(
+        "pyfile",
+        "runtime = \"native\"\nprotocol = \"file\"\ncommand = [\"/usr/bin/python3\", \"/fn/h.py\"]\nenv = { PYTHONDONTWRITEBYTECODE = \"1\" }\n",
+        &[("h.py", script, false)],
+    );
+    let v = d.invoke("pyfile", r#"{"text":"file protocol"}"#);
+    let r = &v["result"];
+    assert_eq!(r["status"], "exited", "{v}");
+    assert_eq!(r["exit_code"], 0, "{v}");
+    let out: serde_json::Value =
+        serde_json::from_str(r["output"].as_str().expect("output")).expect("json output");
+    assert_eq!(out, json!({"upper": "FILE PROTOCOL"}), "{v}");
+    assert_eq!(r["output_truncated"], false, "{v}");
+    assert_eq!(r["stdout"], "logged\n", "{v}");
+}
+
+#[test]
+fn ops_cancel_from_another_connection_does_not_cancel() {
+    require_root();
+    let d = TestDaemon::start();
+    d.deploy_ok("sleepy", &sleep_policy("2", ""), &[]);
+    let mut owner = d.client();
+    owner.send(&json!({"id": "run", "op": "invoke", "function": "sleepy"}));
+    let started =
+        integration_tests::eventually(Duration::from_secs(5), || d.stats()["in_flight"] == 1);
+    assert!(started, "{}", d.stderr());
+    let mut other = d.client();
+    let v = other.call(&json!({"id": "c", "op": "cancel", "request": "run"}));
+    assert_eq!(v["result"], json!({"cancelled": false}), "{v}");
+    // The other connection's own invoke under the same id is its own.
+    let v = other.call(&json!({"id": "run", "op": "invoke", "function": "hello-python"}));
+    assert_eq!(v["result"]["status"], "exited", "{v}");
+    let v = owner.recv_within(Duration::from_secs(10));
+    assert_eq!(v["id"], "run", "{v}");
+    assert_eq!(
+        v["result"]["status"], "exited",
+        "cancelled from elsewhere: {v}"
+    );
+    assert_eq!(v["result"]["exit_code"], 0, "{v}");
 }
