@@ -56,12 +56,39 @@ fn fd_stdin_carries_the_input() {
     assert_eq!(r["content"], "payload λ", "{r}");
 }
 
-// FD3: a working directory through /proc/self/fd is refused before anything runs.
+// FD3, "deploy workdir /proc/self/fd/7 ... the workdir is rejected": a policy
+// cannot choose its working directory at all. `workdir` is not a policy key
+// (the strict schema refuses it by name), and the cwd is fixed by Paddock:
+// /fn when the function has a directory, / otherwise (both inside the new
+// root, set after pivot_root). So no path, /proc/self/fd/N included, can
+// make the command start outside the sandbox's root.
 #[test]
 fn fd_workdir_proc_self_fd_is_rejected() {
     require_root();
     let d = FnDir::new();
     let p = d.policy().top("workdir = \"/proc/self/fd/7\"").write();
     let err = run_rejected(&p, &[]);
-    assert!(err.contains("workdir"), "{err}");
+    assert!(
+        err.contains("workdir: unknown field `workdir`"),
+        "refused for another reason than the unknown key: {err}"
+    );
+    // The cwd Paddock chooses instead: /fn with a function directory...
+    let (_d, p) = setup();
+    let c = probe(&p, &["getcwd"]);
+    assert_ok(&c);
+    assert_eq!(c["cwd"], "/fn", "{c}");
+    // ... and / without one (no `directory`, none next to the policy).
+    let tmp = tempfile::Builder::new()
+        .prefix("paddock-test-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let nodir = tmp.path().join("nodir.toml");
+    std::fs::write(
+        &nodir,
+        "runtime = \"native\"\ncommand = [\"/bin/sh\", \"-c\", \"pwd\"]\n",
+    )
+    .expect("write policy");
+    let r = run(&nodir, &[], None);
+    assert_eq!(r.status(), "exited", "{r}");
+    assert_eq!(r.stdout(), "/\n", "{r}");
 }
