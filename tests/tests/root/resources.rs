@@ -44,14 +44,20 @@ fn resources_fork_bomb_leaves_neighbour_unaffected() {
     assert_errno(&b.wait().probe_exited(), "EAGAIN");
 }
 
-// RS2: memory.
+// RS2: memory. The row's "exit 137" is the shell's way of saying SIGKILL: the
+// result reports status `oom` (from memory.events' oom_kill), limit `memory`,
+// and, as for any run, how the command itself ended (README: `exit_code`,
+// `signal`, null when not applicable). The OOM killer's signal is SIGKILL: when
+// the command is the one it killed, `signal` is 9 and `exit_code` null.
 #[test]
-fn resources_memory_bomb_is_oom() {
+fn resources_memory_bomb_is_oom_killed_by_sigkill() {
     require_root();
     let (_d, p) = setup();
     let r = run(&p, &["/fn/probe", "alloc", "96MiB"], None);
     assert_eq!(r.status(), "oom", "{r}");
     assert_eq!(r.limit(), Some("memory"), "{r}");
+    assert_eq!(r.signal(), Some(9), "the OOM killer's SIGKILL: {r}");
+    assert_eq!(r.exit_code(), None, "{r}");
 }
 
 #[test]
@@ -66,13 +72,31 @@ fn resources_memory_bomb_leaves_neighbour_unaffected() {
     assert_eq!(h.wait().status(), "oom");
 }
 
+// Two children of 40 MB under 64 MiB: the OOM killer picks a child (SIGKILL,
+// seen by the probe's waitpid), the other finishes, and the command itself
+// survives to print: status `oom` for the run, with the command's own ending
+// (exit 0, no signal) as the schema reports it for any run.
 #[test]
-fn resources_two_processes_memory_is_oom() {
+fn resources_two_processes_memory_is_oom_with_a_child_sigkilled() {
     require_root();
     let (_d, p) = setup();
     let r = run(&p, &["/fn/probe", "alloc_children", "2", "40MiB"], None);
     assert_eq!(r.status(), "oom", "{r}");
     assert_eq!(r.limit(), Some("memory"), "{r}");
+    assert_eq!(r.exit_code(), Some(0), "the command itself survived: {r}");
+    assert_eq!(r.signal(), None, "{r}");
+    let children = r.probe()["children"].as_array().cloned().expect("children");
+    assert_eq!(children.len(), 2, "{r}");
+    assert!(
+        children.iter().any(|c| c["signal"] == 9),
+        "no child was SIGKILLed by the OOM killer: {r}"
+    );
+    assert!(
+        children
+            .iter()
+            .all(|c| c["signal"] == 9 || c["exit_code"] == 0),
+        "a child ended some other way: {r}"
+    );
 }
 
 #[test]
