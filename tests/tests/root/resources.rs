@@ -177,13 +177,16 @@ fn resources_rlimits_are_set() {
 errno_test!(resources_nice_negative_is_eperm, ["nice", "-20"], "EPERM");
 errno_test!(resources_sched_fifo_is_eperm, ["sched_fifo"], "EPERM");
 
+// 64 threads of `while(1)` (the row's count; pids raised to fit them) under
+// a 0.5-core quota.
 #[test]
-fn resources_cpu_hog_is_capped() {
+fn resources_cpu_hog_of_64_threads_is_capped() {
     require_root();
     let d = FnDir::new();
-    let p = d.policy().limit("cpu", "0.5").write();
-    let r = run(&p, &["/fn/probe", "cpu_hog", "8", "1.5"], None);
+    let p = d.policy().limit("cpu", "0.5").limit("pids", "128").write();
+    let r = run(&p, &["/fn/probe", "cpu_hog", "64", "1.5"], None);
     let h = r.probe_exited();
+    assert_eq!(h["threads"], 64, "{r}");
     let (cpu, wall) = (
         h["cpu_ms"].as_u64().unwrap_or(0),
         h["wall_ms"].as_u64().unwrap_or(1),
@@ -196,4 +199,43 @@ fn resources_cpu_hog_is_capped() {
     assert!(cpu >= wall / 4, "the hog did run: {r}");
     let reported = r.int("cpu_user_ms") + r.int("cpu_system_ms");
     assert!(reported as u64 >= cpu * 9 / 10, "{r}");
+}
+
+// Neighbour latency: while a 64-thread hog under its 1-core quota runs (this
+// host has 2 cores), short runs of a neighbour still finish quickly. The bound
+// is generous (2 s, for runs that take well under 100 ms on an idle host): it
+// catches a starved neighbour, not a slow one.
+#[test]
+fn resources_cpu_hog_leaves_neighbour_latency_bounded() {
+    require_root();
+    let d = FnDir::new();
+    let hog = d
+        .policy()
+        .name("hog")
+        .limit("cpu", "1.0")
+        .limit("pids", "128")
+        .write();
+    let calm = d.policy().name("calm").write();
+    let hog_secs = 3.0;
+    let start = std::time::Instant::now();
+    let h = spawn(&hog, &["/fn/probe", "cpu_hog", "64", "3"], None);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut walls = Vec::new();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let n = run(&calm, &["/fn/probe", "status"], None);
+        let took = t.elapsed();
+        n.probe_exited();
+        walls.push((took.as_millis(), n.int("wall_ms")));
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "neighbour took {took:?} beside the hog: {n}"
+        );
+    }
+    assert!(
+        start.elapsed().as_secs_f64() < hog_secs,
+        "the neighbour runs outlasted the hog, so they were not measured beside it: {walls:?}"
+    );
+    let hr = h.wait();
+    assert_eq!(hr.probe_exited()["threads"], 64, "{hr}");
 }
