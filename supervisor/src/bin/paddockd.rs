@@ -42,7 +42,8 @@ enum Command {
         /// On SIGTERM, let running invocations finish for this long before killing them.
         #[arg(long, default_value_t = 10_000)]
         drain_timeout_ms: u64,
-        /// Close a connection whose request line is unfinished for this long.
+        /// Close a connection quiet for this long with nothing pending, or
+        /// whose request line is unfinished for this long.
         #[arg(long, default_value_t = 30_000)]
         idle_timeout_ms: u64,
         /// Close a connection that takes none of its answers for this long.
