@@ -62,3 +62,30 @@ fn leaks_nothing_survives_many_runs() {
     let after = HostSnapshot::take();
     assert_eq!(after, before, "host state changed");
 }
+
+// A launch that fails half-way (after the clone, the cgroup, the id maps and
+// the whole new root, at the chdir into /fn) reaches the caller as
+// failed_to_start naming the step and errno, and leaves nothing behind.
+#[test]
+fn leaks_launch_failing_at_chdir_reports_the_step_and_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    require_root();
+    let _x = exclusive();
+    let d = FnDir::new();
+    let p = d.policy().write();
+    // Warm-up: whatever a first run creates once (a parent cgroup) is not a leak.
+    assert_eq!(run(&p, &["/fn/probe", "status"], None).status(), "exited");
+    let before = HostSnapshot::take();
+    // Root's 0700 function directory: the sandbox's uid 0 is an unprivileged
+    // host uid without any capability over root's files, so it may bind the
+    // directory but not enter it.
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let r = run(&p, &["/fn/probe", "status"], None);
+    assert_eq!(r.status(), "failed_to_start", "{r}");
+    assert_eq!(r.json["error"]["step"], "chdir", "{r}");
+    assert_eq!(r.json["error"]["errno"], libc::EACCES, "{r}");
+    assert_eq!(r.exit_code(), None, "{r}");
+    assert_eq!(r.stdout(), "", "{r}");
+    let after = HostSnapshot::take();
+    assert_eq!(after, before, "host state changed after a failed launch");
+}

@@ -251,3 +251,75 @@ fn privs_paddockd_run_from_a_terminal_gets_nothing_injected() {
     unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCINQ, &mut queued) };
     assert_eq!(queued, 1, "the control injection is not seen by TIOCINQ");
 }
+
+// Concurrent sandboxes never share a host uid. With two uid slots, two
+// overlapping runs get the two uids, and a third is refused (a one-line
+// error) rather than given a uid already in use.
+#[test]
+fn privs_concurrent_runs_get_different_host_uids() {
+    use std::process::{Command, Stdio};
+    require_root();
+    let _x = exclusive();
+    let (d, p) = setup();
+    let run_dir = tempfile::Builder::new()
+        .prefix("paddock-slots-")
+        .tempdir_in("/var/tmp")
+        .expect("tempdir");
+    let config = d.root().join("paddockd.toml");
+    // uid_base inside SANDBOX_UIDS, so the host-state helpers see them.
+    std::fs::write(
+        &config,
+        format!(
+            "run_dir = {:?}\n[sandbox]\nuid_base = 101000\nuid_count = 2\n",
+            run_dir.path().to_str().unwrap()
+        ),
+    )
+    .expect("write config");
+    let paddockd = |secs: &str| {
+        Command::new(bin_path("paddockd"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--policy")
+            .arg(&p)
+            .args(["--", "/fn/probe", "sleep", secs])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn paddockd")
+    };
+    let a = paddockd("3");
+    let b = paddockd("3");
+    let both = eventually(std::time::Duration::from_secs(5), || {
+        !sandbox_processes(101_000..=101_000).is_empty()
+            && !sandbox_processes(101_001..=101_001).is_empty()
+    });
+    let third = paddockd("0").wait_with_output().expect("third run");
+    let results: Vec<serde_json::Value> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("paddockd run");
+            assert!(out.status.success(), "{out:?}");
+            serde_json::from_slice(&out.stdout).expect("one JSON result")
+        })
+        .collect();
+    assert!(
+        both,
+        "the two runs were never seen running at once: {results:?}"
+    );
+    let mut uids: Vec<i64> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "exited", "{r}");
+            r["host_uid"].as_i64().expect("host_uid")
+        })
+        .collect();
+    uids.sort_unstable();
+    assert_eq!(uids, vec![101_000, 101_001], "{results:?}");
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(2), "{third:?}");
+    assert!(third.stdout.is_empty(), "{third:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("all 2 sandbox uid slots are in use"), "{err}");
+}
