@@ -75,8 +75,36 @@ enum Command {
     },
 }
 
+/// Bad usage: one line on stderr (clap's own text is several, with the
+/// usage block) and exit status 2. `--help` and `--version` print as usual.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    // clap's message is its text up to the first blank line, minus "error: ".
+    let text = e.to_string();
+    let message = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let command = match std::env::args().nth(1).as_deref() {
+        Some(sub @ ("run" | "check" | "serve")) => format!("paddockd {sub}"),
+        _ => "paddockd".to_owned(),
+    };
+    eprintln!("{command}: {message} (try '{command} --help')");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let command = cli.command.unwrap_or(Command::Serve {
         config: None,
         socket: None,

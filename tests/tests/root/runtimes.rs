@@ -291,3 +291,169 @@ fn writable_path_is_shared_with_the_host_and_owned_by_the_sandbox_uid() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- the command line
+
+/// The repository's root (the tests crate's parent).
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `paddockd ARGS...` with stdin closed: (exit code, stdout, stderr).
+fn paddockd_cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(bin_path("paddockd"))
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn paddockd");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
+    args.iter().map(std::ffi::OsString::from).collect()
+}
+
+// Bad usage of `paddockd run` / `paddockd check` is one line on stderr naming
+// the problem and pointing at --help, exit status 2, nothing on stdout (not
+// clap's multi-line usage block).
+#[test]
+fn cli_bad_usage_is_one_line_and_exit_2() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["run"], "--policy"),
+        (&["run", "--policy"], "--policy"),
+        (&["run", "--bogus", "--policy", "x.toml"], "--bogus"),
+        (&["run", "--policy", "x.toml", "extra"], "extra"),
+        (&["check", "--bogus"], "--bogus"),
+        (&["check", "--config"], "--config"),
+    ];
+    for (args, names) in cases {
+        let argv = os(args);
+        let refs: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+        let (code, stdout, stderr) = paddockd_cli(&refs);
+        let sub = args[0];
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line expected: {stderr:?}"
+        );
+        assert!(
+            stderr.starts_with(&format!("paddockd {sub}: "))
+                && stderr.contains(names)
+                && stderr
+                    .trim_end()
+                    .ends_with(&format!("(try 'paddockd {sub} --help')")),
+            "{args:?}: {stderr:?}"
+        );
+    }
+    // --help itself still prints the whole help, on stdout, with status 0.
+    let (code, stdout, _) = paddockd_cli(&[std::ffi::OsStr::new("run"), "--help".as_ref()]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("--policy") && stdout.lines().count() > 3,
+        "{stdout}"
+    );
+}
+
+// An invalid policy given to `paddockd run` is refused before any sandbox:
+// one line on stderr, exit status 2, empty stdout (no JSON result).
+#[test]
+fn cli_run_invalid_policy_is_one_line_exit_2_empty_stdout() {
+    let dir = repo_root().join("tests/fixtures/policies/invalid");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).expect("fixtures") {
+        let path = e.expect("entry").path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        seen += 1;
+        let (code, stdout, stderr) = paddockd_cli(&[
+            "run".as_ref(),
+            "--policy".as_ref(),
+            path.as_os_str(),
+            "--".as_ref(),
+            "/bin/true".as_ref(),
+        ]);
+        assert_eq!(code, Some(2), "{}: {stderr}", path.display());
+        assert_eq!(stdout, "", "{}", path.display());
+        assert_eq!(stderr.lines().count(), 1, "{}: {stderr:?}", path.display());
+        assert!(
+            stderr.starts_with(&format!("paddockd run: {}:", path.display())),
+            "{stderr:?}"
+        );
+    }
+    assert!(
+        seen >= 10,
+        "only {seen} invalid fixtures found in {}",
+        dir.display()
+    );
+}
+
+// `paddockd check` on the invalid fixtures: exit 1, every finding one line
+// `file:line: key: message` (or `file:line: key = value ...` for ceilings),
+// every fixture reported; on the examples: exit 0 and no finding.
+#[test]
+fn cli_check_reports_file_line_key_and_exit_status() {
+    let dir = "tests/fixtures/policies/invalid";
+    let (code, stdout, stderr) = paddockd_cli(&["check".as_ref(), dir.as_ref()]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let mut files = std::collections::BTreeSet::new();
+    for line in stdout.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (file, lineno, rest) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        assert!(file.starts_with(dir) && file.ends_with(".toml"), "{line}");
+        assert!(
+            lineno.parse::<u32>().is_ok_and(|n| n >= 1),
+            "no line number: {line}"
+        );
+        let rest = rest.strip_prefix(' ').unwrap_or_else(|| panic!("{line}"));
+        let key_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(0);
+        assert!(
+            key_len > 0
+                && (rest[key_len..].starts_with(": ") || rest[key_len..].starts_with(" = ")),
+            "no key: {line}"
+        );
+        files.insert(file.to_owned());
+    }
+    let fixtures = std::fs::read_dir(repo_root().join(dir))
+        .expect("fixtures")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        })
+        .count();
+    assert_eq!(
+        files.len(),
+        fixtures,
+        "not every fixture reported: {stdout}"
+    );
+    assert!(stderr.contains("error(s)"), "{stderr}");
+
+    let mut args: Vec<std::ffi::OsString> = vec!["check".into()];
+    for e in std::fs::read_dir(repo_root().join("policies/examples")).expect("examples") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            args.push(p.into_os_string());
+        }
+    }
+    assert!(args.len() >= 5, "examples: {args:?}");
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let (code, stdout, stderr) = paddockd_cli(&refs);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout, "", "{stderr}");
+}
