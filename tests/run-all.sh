@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Paddock test: unit tests, policy checks, and the root integration
-# suite against the real kernel. Needs root (the sandbox tests create
+# suite against the real kernel, then checks that nothing was left behind on
+# the host (tests/host_snapshot.py). Needs root (the sandbox tests create
 # namespaces and cgroups); they fail, never skip, without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +37,13 @@ rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add was
 cargo build --workspace --bins
 policies/examples/build-wasm.sh
 ./target/debug/paddockd check policies/examples/*.toml
-cargo test --workspace --features integration-tests/root-tests -- --test-threads=2
+
+# Whatever the tests do, the host must end as it began: no new mount, no
+# paddock cgroup in any hierarchy, no process of a sandbox uid (zombies too).
+snapshot=$(mktemp)
+trap 'rm -f "$snapshot"' EXIT
+python3 tests/host_snapshot.py save "$snapshot"
+status=0
+cargo test --workspace --features integration-tests/root-tests -- --test-threads=2 || status=$?
+python3 tests/host_snapshot.py compare "$snapshot" || status=1
+exit "$status"
