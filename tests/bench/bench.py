@@ -1,177 +1,538 @@
 #!/usr/bin/env python3
-"""Paddock benchmark harness: medians, p99 and ratios against baselines measured
-in the same run (see ../shared/BENCH.md). Prints a Markdown table.
+"""Paddock benchmark harness (issue 7): medians, p99 and ratios against
+baselines measured in the same run (see ../shared/BENCH.md and
+docs/BENCHMARKS.md). Prints Markdown tables.
 
-    tests/bench/bench.py [--quick] [--iterations N]
+    tests/bench/bench.py [--quick] [--iterations N] [--seconds S] [--no-build]
 
-Needs root and a release build (it builds one). Talks only to a Unix socket
-under /var/tmp; every loop is bounded; it stops the daemon it started.
+Needs root and a C compiler. It builds the release binaries, compiles
+tests/bench/agent.c (the native client and baseline launcher that does every
+timed operation, so Python's own overhead stays out of the figures) into a
+temporary directory under /var/tmp, starts a daemon on a socket there, and
+stops everything it started (agents, connections, daemon) and removes the
+directory, also on error or SIGTERM. Every loop is bounded. A failed
+invocation is an error (exit status 1); no timing is asserted.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, json, math, os, random, select, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REL = os.path.join(ROOT, "target", "release")
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_LINE = 8 << 20  # the daemon's default request line cap
 
-def pct(v, q):
+
+class BenchError(Exception):
+    pass
+
+
+def p50(v):
+    return statistics.median(v)
+
+
+def p99(v):
+    """Nearest-rank 99th percentile."""
     v = sorted(v)
-    return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
+    return v[max(0, math.ceil(0.99 * len(v)) - 1)]
 
-def timed(fn, n):
-    out = []
-    for _ in range(n):
-        t = time.perf_counter(); fn(); out.append((time.perf_counter() - t) * 1000)
-    return out
 
-class Client:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX); self.s.connect(path)
-        self.f = self.s.makefile("rwb"); self.n = 0
-    def call(self, op, **kw):
-        self.n += 1
-        self.f.write((json.dumps(dict(id=self.n, op=op, **kw)) + "\n").encode()); self.f.flush()
-        r = json.loads(self.f.readline())
-        if not r["ok"]: raise RuntimeError(r)
-        return r["result"]
-    def invoke(self, function, code=0):
-        """An invocation that must have run: a failed launch is no timing."""
-        r = self.call("invoke", function=function)
-        if r["status"] != "exited" or r["exit_code"] != code:
-            raise RuntimeError(f"{function}: {r}")
-        return r
-    def close(self): self.s.close()
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def mib(kib):
+    return kib / 1024
+
+
+class Agent:
+    """tests/bench/agent.c as a co-process: one command line in, one answer line out."""
+
+    def __init__(self, exe):
+        self.p = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self.buf = b""
+
+    def cmd(self, line, timeout=120):
+        self.p.stdin.write(line.encode() + b"\n")
+        self.p.stdin.flush()
+        return self._read(timeout, line[:120])
+
+    def _read(self, timeout, what):
+        """The answer line to a command already written; an "err" answer raises."""
+        deadline = time.monotonic() + timeout
+        fd = self.p.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise BenchError(f"agent: no answer within {timeout:g} s to {what!r}")
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise BenchError(f"agent exited (status {self.p.wait()}) on {what!r}")
+            self.buf += chunk
+        out, self.buf = self.buf.split(b"\n", 1)
+        out = out.decode(errors="replace")
+        if out.startswith("err "):
+            raise BenchError(f"agent: {out[4:]} (command {what!r})")
+        return out
+
+    def launch(self, how, argv, want_status=0, want_out=None):
+        """fork/spawn argv; µs. The child's status (and first stdout line) must be as given."""
+        us, status, out = (self.cmd(f"{how} {' '.join(argv)}").split(" ", 2) + [""])[:3]
+        if int(status) != want_status or (want_out is not None and out != want_out):
+            raise BenchError(f"{' '.join(argv)}: status {status}, stdout {out[:300]!r}")
+        return float(us), out
+
+    def connect(self, sock):
+        self.cmd(f"connect {sock}")
+
+    def req(self, obj):
+        """One request through the socket; (µs, parsed response). Must be ok."""
+        us, resp = self.cmd("req " + json.dumps(obj, separators=(",", ":"))).split(" ", 1)
+        r = json.loads(resp)
+        if not r.get("ok"):
+            raise BenchError(f"request {obj} failed: {resp[:500]}")
+        return float(us), r["result"]
+
+    def invoke(self, function, code=0, out=None):
+        """An invocation that must have run and exited with code: a failed launch is no timing."""
+        us, r = self.req({"id": 1, "op": "invoke", "function": function})
+        if r["status"] != "exited" or r["exit_code"] != code or (out is not None and r.get("stdout") != out):
+            raise BenchError(f"invoke {function}: {json.dumps(r)[:500]}")
+        return us, r
+
+    def loop(self, cmd, secs):
+        """Start a loop command; finish() reads its answer. (Two agents run in parallel.)"""
+        self.p.stdin.write((cmd + "\n").encode())
+        self.p.stdin.flush()
+        self.pending, self.pending_cmd = secs, cmd[:120]
+
+    def finish(self):
+        count, elapsed_us = self._read(self.pending + 120, self.pending_cmd).split()
+        return int(count), float(elapsed_us)
+
+    def close(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write(b"quit\n")
+                self.p.stdin.close()
+                self.p.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+
+
+def parallel(agents, cmd, secs):
+    """The same loop on every agent at once; total completions per second."""
+    for a in agents:
+        a.loop(cmd, secs)
+    res = [a.finish() for a in agents]
+    return sum(c for c, _ in res) / (max(e for _, e in res) / 1e6)
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    try:
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.strip() or "?"
+    except OSError:
+        rev = "?"
+    load = open("/proc/loadavg").read().split()[:3]
+    return (f"kernel {os.uname().release}; {cpu}; {os.cpu_count()} cores; {mem / 1048576:.1f} GiB; "
+            f"commit {rev}; load average before the run {' '.join(load)}")
+
+
+def compile_agent(work):
+    cc = next((c for c in (os.environ.get("CC"), "cc", "gcc", "clang") if c and shutil.which(c)), None)
+    if not cc:
+        raise BenchError("no C compiler (cc, gcc or clang; or set CC): the agent that times every launch "
+                         "is tests/bench/agent.c (apt-get install -y gcc)")
+    exe = os.path.join(work, "agent")
+    r = subprocess.run([cc, "-O2", "-Wall", "-o", exe, os.path.join(HERE, "agent.c")], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"{cc} failed on tests/bench/agent.c:\n{r.stderr}")
+    return exe
+
+
+def write_functions(fns):
+    def policy(name, text, files=()):
+        os.makedirs(os.path.join(fns, name))
+        for src in files:
+            shutil.copy(src, os.path.join(fns, name, os.path.basename(src)))
+        with open(os.path.join(fns, name + ".toml"), "w") as f:
+            f.write(text)
+    wasm = os.path.join(ROOT, "tests", "fixtures", "wasm")
+    lim = "[limits]\nconcurrency = 8\n"
+    policy("true", f'runtime = "native"\ncommand = ["/bin/true"]\n{lim}')
+    policy("hello-native", f'runtime = "native"\ncommand = ["/bin/echo", "hello"]\n{lim}')
+    policy("hello-wasm", f'runtime = "wasm"\nmodule = "hello.wat"\n{lim}', [os.path.join(wasm, "hello.wat")])
+    # The same module, warm: runners keep it compiled; a fresh instance per call.
+    policy("hello-wasm-warm", f'runtime = "wasm"\nmode = "warm"\nmodule = "hello.wat"\n{lim}',
+           [os.path.join(wasm, "hello.wat")])
+    policy("fib-wasm", f'runtime = "wasm"\nmodule = "fib.wat"\n{lim}', [os.path.join(wasm, "fib.wat")])
+
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="a few iterations, for CI (no thresholds)")
-    ap.add_argument("--iterations", type=int, default=300)
-    ap.add_argument("--warm-iterations", type=int, default=2000, help="calls in the warm WASM series")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="short mode for CI: a few hundred operations in all, short loops, 8 load connections")
+    ap.add_argument("--iterations", type=int, help="rounds of the interleaved cold-launch cases (default 400, quick 12)")
+    ap.add_argument("--warm-iterations", type=int, help="calls in the warm WASM series (default 3000, quick 100)")
+    ap.add_argument("--seconds", type=float, help="length of each throughput loop (default 3, quick 0.4)")
+    ap.add_argument("--load-connections", type=int,
+                    help="connections holding an almost full request line each in case 6 (default 64, quick 8)")
+    ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
     a = ap.parse_args()
-    n = 30 if a.quick else a.iterations
+    q = a.quick
+    n = a.iterations or (12 if q else 400)
+    wn = a.warm_iterations or (100 if q else 3000)
+    secs = a.seconds or (0.4 if q else 3.0)
+    reps = 1 if q else 3  # throughput: rounds of every loop kind, alternated
+    nload = a.load_connections or (8 if q else 64)
+    n6 = 10 if q else 200  # case 6 launches per phase
+    ncpu = 4 if q else 30  # case 4 rounds
     if os.geteuid() != 0:
         sys.exit("bench.py: needs root (sandboxes need namespaces and cgroups)")
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "paddock-supervisor", "-p", "paddock-runtimes", "--bins"],
-                   cwd=ROOT, check=True)
+    if min(n, wn, nload, n6) < 1 or secs <= 0 or secs > 600:
+        sys.exit("bench.py: iterations and connections must be positive, seconds in (0, 600]")
+
+    t_start = time.monotonic()
+    if not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "paddock-supervisor", "-p", "paddock-runtimes",
+                        "--bins"], cwd=ROOT, check=True)
+    t_built = time.monotonic()
+    # SIGTERM (a CI timeout) unwinds through the finally below like Ctrl-C does.
+    def on_sigterm(*_):
+        raise KeyboardInterrupt("SIGTERM")
+    signal.signal(signal.SIGTERM, on_sigterm)
+
     work = tempfile.mkdtemp(prefix="paddock-bench-", dir="/var/tmp")
     os.chmod(work, 0o755)  # sandboxes (unprivileged uids) bind the function directories below it
-    fns = os.path.join(work, "functions"); os.makedirs(os.path.join(fns, "true"))
-    with open(os.path.join(fns, "true.toml"), "w") as f:
-        f.write('runtime = "native"\ncommand = ["/bin/true"]\n[limits]\nconcurrency = 8\n')
-    with open(os.path.join(fns, "hello-native.toml"), "w") as f:
-        f.write('runtime = "native"\ncommand = ["/bin/echo", "hello"]\n[limits]\nconcurrency = 8\n')
-    wasm_fixtures = os.path.join(ROOT, "tests", "fixtures", "wasm")
-    for name, wat in (("hello-wasm", "hello.wat"), ("fib-wasm", "fib.wat")):
-        os.makedirs(os.path.join(fns, name))
-        shutil.copy(os.path.join(wasm_fixtures, wat), os.path.join(fns, name, wat))
-        with open(os.path.join(fns, name + ".toml"), "w") as f:
-            f.write(f'runtime = "wasm"\nmodule = "{wat}"\n[limits]\nconcurrency = 8\n')
-    # The same hello module, warm: one runner per concurrent call, a fresh instance per call.
-    os.makedirs(os.path.join(fns, "hello-wasm-warm"))
-    shutil.copy(os.path.join(wasm_fixtures, "hello.wat"), os.path.join(fns, "hello-wasm-warm", "hello.wat"))
-    with open(os.path.join(fns, "hello-wasm-warm.toml"), "w") as f:
-        f.write('runtime = "wasm"\nmode = "warm"\nmodule = "hello.wat"\n[limits]\nconcurrency = 8\n')
-    sock = os.path.join(work, "run", "paddockd.sock")
-    daemon = subprocess.Popen([os.path.join(REL, "paddockd"), "serve", "--socket", sock,
-                               "--functions", fns, "--state-dir", os.path.join(work, "state")],
-                              stderr=open(os.path.join(work, "daemon.log"), "w"))
-    rows = []
+    agents, load, daemon = [], [], None
     notes = []
     try:
-        for _ in range(100):
-            if os.path.exists(sock): break
-            time.sleep(0.05)
-        c = Client(sock)
+        agent_exe = compile_agent(work)
+        fns = os.path.join(work, "functions")
+        write_functions(fns)
+        sock = os.path.join(work, "run", "paddockd.sock")
+        paddockd = os.path.join(REL, "paddockd")
+        # Idle connections are kept (case 6 holds partial lines for a while).
+        daemon = subprocess.Popen([paddockd, "serve", "--socket", sock, "--functions", fns,
+                                   "--state-dir", os.path.join(work, "state"), "--idle-timeout-ms", "600000"],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "daemon.log"), "w"))
+
+        def check_daemon():
+            if daemon.poll() is not None:
+                log = open(os.path.join(work, "daemon.log")).read()[-2000:]
+                raise BenchError(f"the daemon exited with status {daemon.returncode}:\n{log}")
+
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            check_daemon()
+            time.sleep(0.025)
+        else:
+            raise BenchError("the daemon did not create its socket within 5 s")
+        time.sleep(0.2)
+        rss_idle = rss_kib(daemon.pid)  # case 7: before any request
+
+        agents = [Agent(agent_exe) for _ in range(2)]
+        A, B = agents
+        for ag in agents:
+            ag.connect(sock)
+
         bwrap = shutil.which("bwrap")
-        true_pol = os.path.join(fns, "true.toml")
+        if bwrap:
+            bw = [bwrap, "--unshare-all", "--die-with-parent"]
+            for d in ("/usr", "/lib", "/lib64", "/bin"):
+                if os.path.exists(d):
+                    bw += ["--ro-bind", d, d]
+                else:
+                    notes.append(f"bwrap: {d} does not exist here, so its --ro-bind is left out")
+            bw += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--"]
+        else:
+            notes.append("bubblewrap not installed (`apt-get install -y bubblewrap`): its rows and ratios are skipped")
+        wasmi = shutil.which("wasmi") or (os.path.exists(os.path.expanduser("~/.cargo/bin/wasmi"))
+                                          and os.path.expanduser("~/.cargo/bin/wasmi"))
+        if not wasmi:
+            notes.append("wasmi CLI not installed (`cargo install wasmi_cli`): the CPU-bound baseline is skipped")
+        hello_wat = os.path.join(fns, "hello-wasm", "hello.wat")
+        fib_wat = os.path.join(fns, "fib-wasm", "fib.wat")
+
+        def run_json_ok(us_out):
+            us, out = us_out
+            r = json.loads(out)
+            if r.get("status") != "exited" or r.get("exit_code") != 0:
+                raise BenchError(f"paddockd run: {out[:500]}")
+            return us
+
+        TRUE, ECHO = ["/bin/true"], ["/bin/echo", "hello"]
+        # ---- cases 1, 3 (cold), 5: interleaved, in a fresh random order each round --------------
         cases = {
-            "plain fork+exec+wait /bin/true": lambda: subprocess.run(["/bin/true"]),
-            "paddockd run /bin/true (process start included)":
-                lambda: subprocess.run([os.path.join(REL, "paddockd"), "run", "--policy", true_pol], stdout=subprocess.DEVNULL),
-            "socket invoke /bin/true (all layers)": lambda: c.invoke("true"),
-            "socket request, no launch (stats)": lambda: c.call("stats"),
-            "socket invoke native hello (/bin/echo, cold)": lambda: c.invoke("hello-native"),
-            "socket invoke WASM hello (WAT, cold)": lambda: c.invoke("hello-wasm"),
-            "socket invoke WASM hello (WAT, warm)": lambda: c.invoke("hello-wasm-warm"),
+            "fork+exec+wait /bin/true": lambda: A.launch("fork", TRUE)[0],
+            "posix_spawn+wait /bin/true": lambda: A.launch("spawn", TRUE)[0],
+            "paddockd run /bin/true (whole process)": lambda: run_json_ok(
+                A.launch("fork", [paddockd, "run", "--policy", os.path.join(fns, "true.toml")])),
+            "socket invoke /bin/true": lambda: A.invoke("true")[0],
+            "fork+exec+wait /bin/echo hello": lambda: A.launch("fork", ECHO, want_out="hello")[0],
+            "posix_spawn+wait /bin/echo hello": lambda: A.launch("spawn", ECHO, want_out="hello")[0],
+            "paddockd run /bin/echo hello (whole process)": lambda: run_json_ok(
+                A.launch("fork", [paddockd, "run", "--policy", os.path.join(fns, "hello-native.toml")])),
+            "socket invoke /bin/echo hello": lambda: A.invoke("hello-native", out="hello\n")[0],
+            "socket invoke WASM hello (cold)": lambda: A.invoke("hello-wasm", out="hello from wasm\n")[0],
         }
         if bwrap:
-            cases["bwrap --unshare-all /bin/true"] = lambda: subprocess.run(
-                [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--ro-bind", "/lib", "/lib",
-                 "--ro-bind", "/lib64", "/lib64", "--ro-bind", "/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
-                 "--tmpfs", "/tmp", "--", "/bin/true"])
+            cases["bwrap /bin/true"] = lambda: A.launch("fork", bw + TRUE)[0]
+            cases["bwrap /bin/echo hello"] = lambda: A.launch("fork", bw + ECHO, want_out="hello")[0]
+        if wasmi:
+            cases["wasmi CLI hello.wat (whole process)"] = lambda: A.launch(
+                "fork", [wasmi, "run", hello_wat], want_out="hello from wasm")[0]
+        for fn in cases.values():  # one untimed round: page cache, first-use paths
+            fn()
         res = {k: [] for k in cases}
-        for _ in range(n):  # interleaved, so noise hits every case alike
-            for k, fn in cases.items():
-                res[k] += timed(fn, 1)
-        base = statistics.median(res["plain fork+exec+wait /bin/true"])
-        for k, v in res.items():
-            rows.append((k, statistics.median(v), pct(v, 0.99), statistics.median(v) / base))
-        # Warm WASM hello: a long series on one client (runner already up),
-        # round trip through the socket as the client sees it, and the
-        # daemon's own wall_us of the call on the runner.
-        wn = 200 if a.quick else a.warm_iterations
-        warm_call = lambda: c.invoke("hello-wasm-warm")
-        for _ in range(20): warm_call()
+        rng = random.Random(7)
+        order = list(cases)
+        for _ in range(n):
+            rng.shuffle(order)
+            for k in order:
+                res[k].append(cases[k]())
+        check_daemon()
+
+        # ---- case 3 (warm): one client, a long series; the daemon's wall_us of each call too ----
+        for _ in range(20):
+            A.invoke("hello-wasm-warm", out="hello from wasm\n")
         warm_rt, warm_wall = [], []
         for _ in range(wn):
-            t = time.perf_counter(); r = warm_call(); warm_rt.append((time.perf_counter() - t) * 1e6)
+            us, r = A.invoke("hello-wasm-warm", out="hello from wasm\n")
+            if not r.get("warm"):
+                raise BenchError(f"hello-wasm-warm was not served warm: {json.dumps(r)[:300]}")
+            warm_rt.append(us)
             warm_wall.append(r["wall_us"])
-        warm_rows = [(f"warm WASM hello round trip, 1 client ({wn} calls)", statistics.median(warm_rt), pct(warm_rt, 0.99)),
-                     ("  of which the call on the runner (wall_us)", statistics.median(warm_wall), pct(warm_wall, 0.99))]
-        # CPU-bound WASM: fib(30) through Paddock vs the wasmi CLI on the same module.
-        fib_wat = os.path.join(fns, "fib-wasm", "fib.wat")
-        wasmi_cli = shutil.which("wasmi")
-        cpu = {"socket invoke fib(30) WASM": lambda: c.invoke("fib-wasm", 832040 % 256)}
-        if wasmi_cli:
-            cpu["wasmi CLI fib(30) (whole process)"] = lambda: subprocess.run(
-                [wasmi_cli, "run", fib_wat], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        # ---- case 5: requests that launch nothing, a series of its own (launches interleaved with
+        # them would leave the daemon busy reaping and cleaning up when the request arrives) -------
+        nolaunch = {"hello": {"id": 1, "op": "hello"}, "describe": {"id": 1, "op": "describe", "function": "true"},
+                    "stats": {"id": 1, "op": "stats"}}
+        for r in nolaunch.values():
+            for _ in range(20):
+                A.req(r)
+        nres = {k: [] for k in nolaunch}
+        for _ in range(wn):
+            for k, r in nolaunch.items():
+                nres[k].append(A.req(r)[0])
+
+        # ---- case 4: CPU-bound fib(30), Paddock vs the wasmi CLI -----------------------------------
+        cpu = {"socket invoke fib(30).wasm": lambda: B.invoke("fib-wasm", 832040 % 256)[0]}
+        if wasmi:
+            cpu["wasmi CLI fib(30) (whole process)"] = lambda: B.launch(
+                "fork", [wasmi, "run", "--invoke", "fib", fib_wat, "30"], want_out="832040")[0]
+        for fn in cpu.values():
+            fn()
         cres = {k: [] for k in cpu}
-        for _ in range(max(5, n // 10)):
-            for k, fn in cpu.items():
-                cres[k] += timed(fn, 1)
-        cpu_rows = [(k, statistics.median(v), pct(v, 0.99)) for k, v in cres.items()]
-        if not wasmi_cli:
-            notes.append("wasmi CLI not installed (`cargo install wasmi_cli`): CPU-bound baseline skipped")
-        if not bwrap:
-            notes.append("bubblewrap not installed (`apt-get install bubblewrap`): its rows are skipped")
-        # Throughput with 2 concurrent clients.
-        def loop(fn_factory, secs, counts, i):
-            fn = fn_factory(); end = time.time() + secs; k = 0
-            while time.time() < end: fn(); k += 1
-            counts[i] = k
-        secs = 2 if a.quick else 5
-        tput = {}
-        for name, factory in [("plain fork+exec /bin/true", lambda: (lambda: subprocess.run(["/bin/true"]))),
-                              ("socket invoke, 2 clients", lambda: (lambda cl=Client(sock): cl.invoke("true"))),
-                              ("socket invoke warm WASM hello, 2 clients",
-                               lambda: (lambda cl=Client(sock): cl.invoke("hello-wasm-warm")))] + (
-                             [("bwrap, 2 loops", lambda: (lambda: subprocess.run([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr",
-                                "--ro-bind", "/lib", "/lib", "--ro-bind", "/lib64", "/lib64", "--ro-bind", "/bin", "/bin",
-                                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true"])))] if bwrap else []):
-            counts = [0, 0]
-            ts = [threading.Thread(target=loop, args=(factory, secs, counts, i)) for i in range(2)]
-            [t.start() for t in ts]; [t.join() for t in ts]
-            tput[name] = sum(counts) / secs
-        rss = int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmRSS")][0].split()[1])
+        for _ in range(ncpu):
+            for k in rng.sample(list(cpu), len(cpu)):
+                cres[k].append(cpu[k]())
+
+        # ---- case 2 (and warm WASM throughput): two agents in parallel, loop kinds alternated ----
+        inv = lambda f: json.dumps({"id": 1, "op": "invoke", "function": f}, separators=(",", ":"))
+        loops = {
+            "socket invoke /bin/echo hello (all layers), 2 clients": f"loopreq {secs} {inv('hello-native')}",
+            "fork+exec+wait /bin/echo hello, 2 loops": f"loopfork {secs} {' '.join(ECHO)}",
+            "posix_spawn+wait /bin/echo hello, 2 loops": f"loopspawn {secs} {' '.join(ECHO)}",
+            "socket invoke warm WASM hello, 2 clients": f"loopreq {secs} {inv('hello-wasm-warm')}",
+        }
+        if bwrap:
+            loops["bwrap /bin/echo hello, 2 loops"] = f"loopfork {secs} {' '.join(bw + ECHO)}"
+        tput = {k: [] for k in loops}
+        for _ in range(reps):
+            for k in rng.sample(list(loops), len(loops)):
+                tput[k].append(parallel(agents, loops[k], secs))
+        tput = {k: p50(v) for k, v in tput.items()}
+        check_daemon()
+
+        # ---- case 6: launch latency while the daemon holds ~nload × 8 MiB of request lines --------
+        def phase():
+            v = []
+            for _ in range(n6):
+                v.append(A.invoke("true")[0])
+            return v
+        for _ in range(5):
+            A.invoke("true")
+        before = phase()
+        rss_before_load = rss_kib(daemon.pid)
+        part = MAX_LINE - (100 << 10)  # 7.9 MiB: stays under the cap, so the daemon keeps it
+        head = b'{"id":1,"op":"deploy","function":"big","policy":"'
+        payload = head + b"x" * (part - len(head))
+        for _ in range(nload):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(sock)
+            s.sendall(payload)  # no newline: an unfinished request line the daemon buffers
+            load.append(s)
+        want = rss_before_load + 0.9 * nload * part / 1024
+        deadline = time.monotonic() + 20
+        while rss_kib(daemon.pid) < want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rss_loaded = rss_kib(daemon.pid)
+        if rss_loaded < want:
+            raise BenchError(f"the daemon's RSS grew only to {mib(rss_loaded):.0f} MiB with {nload} partial lines "
+                             f"of {part >> 10} KiB (expected at least {mib(want):.0f} MiB)")
+        loaded = phase()
+        rss_loaded_end = rss_kib(daemon.pid)
+        if rss_loaded_end < want:
+            raise BenchError(f"the daemon dropped the held lines during the loaded phase "
+                             f"(RSS {mib(rss_loaded_end):.0f} MiB)")
+        for s in load:
+            s.close()
+        load = []
+        time.sleep(0.5)
+        rss_unloaded = rss_kib(daemon.pid)
+        after = phase()
+        check_daemon()
+        rss_end = rss_kib(daemon.pid)
+    except BenchError as e:
+        print(f"bench.py: error: {e}", file=sys.stderr)
+        sys.exit(1)
     finally:
-        daemon.terminate()
-        try: daemon.wait(15)
-        except subprocess.TimeoutExpired: daemon.kill()
+        for s in load:
+            s.close()
+        for ag in agents:
+            ag.close()
+        daemon_status = None
+        if daemon is not None and daemon.poll() is None:
+            daemon.terminate()
+            try:
+                daemon_status = daemon.wait(20)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        daemon_log = ""
+        if daemon is not None:
+            try:
+                daemon_log = open(os.path.join(work, "daemon.log")).read()[-2000:]
+            except OSError:
+                pass
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{n} iterations per case, interleaved; {os.uname().release}, {os.cpu_count()} cores\n")
-    print("| case | median ms | p99 ms | × fork+exec |\n|---|---:|---:|---:|")
-    for k, m, p, r in rows:
-        print(f"| {k} | {m:.3f} | {p:.3f} | {r:.2f} |")
-    print("\n| warm WASM (fresh instance per call) | median µs | p99 µs |\n|---|---:|---:|")
-    for k, m, p in warm_rows:
-        print(f"| {k} | {m:.0f} | {p:.0f} |")
-    print("\n| CPU-bound | median ms | p99 ms |\n|---|---:|---:|")
-    for k, m, p in cpu_rows:
-        print(f"| {k} | {m:.2f} | {p:.2f} |")
-    print("\n| throughput (2 parallel loops) | per second |\n|---|---:|")
+    if daemon_status != 0:
+        sys.exit(f"bench.py: error: the daemon did not stop cleanly on SIGTERM (status {daemon_status}):\n{daemon_log}")
+    t_end = time.monotonic()
+
+    # ---- report -------------------------------------------------------------------------------------
+    def row(name, v, base=None, unit=1000):
+        m, p = p50(v) / unit, p99(v) / unit
+        if base is None:
+            return f"| {name} | {m:.3f} | {p:.3f} | | |"
+        return f"| {name} | {m:.3f} | {p:.3f} | {p50(v) / p50(base):.2f} | {p99(v) / p99(base):.2f} |"
+
+    out = [f"\n{'quick' if q else 'full'} mode; {machine()}",
+           f"\n### 1. Cold native hello ({n} rounds, every case once per round in random order)\n",
+           "| case | median ms | p99 ms | × baseline p50 | × baseline p99 |", "|---|---:|---:|---:|---:|"]
+    for prog, tag in (("/bin/true", "/bin/true"), ("/bin/echo hello", "/bin/echo hello")):
+        base = res[f"fork+exec+wait {tag}"]
+        out.append(row(f"fork+exec+wait {prog} (baseline)", base, base))
+        out.append(row(f"posix_spawn+wait {prog}", res[f"posix_spawn+wait {tag}"], base))
+        if bwrap:
+            out.append(row(f"bwrap {prog}", res[f"bwrap {tag}"], base))
+        out.append(row(f"paddockd run {prog} (whole process)", res[f"paddockd run {tag} (whole process)"], base))
+        out.append(row(f"**socket invoke {prog}** (all layers)", res[f"socket invoke {tag}"], base))
+    out.append("\nBaseline: fork+exec+wait of the same program by the C agent, stdout on a pipe it drains. "
+               "`paddockd run` is a whole process (its own start-up included); socket invokes are request to "
+               "response on a kept connection.")
+
+    sock_true, sock_echo = res["socket invoke /bin/true"], res["socket invoke /bin/echo hello"]
+    fork_true, fork_echo = res["fork+exec+wait /bin/true"], res["fork+exec+wait /bin/echo hello"]
+    tput_sock = tput["socket invoke /bin/echo hello (all layers), 2 clients"]
+    tput_fork = tput["fork+exec+wait /bin/echo hello, 2 loops"]
+    tput_bw = tput.get("bwrap /bin/echo hello, 2 loops")
+    out += [f"\n### 2. Throughput, 2 concurrent clients or loops ({reps} × {secs:g} s per kind, median)\n",
+            "| case | per second | × bwrap | × plain fork+exec |", "|---|---:|---:|---:|"]
     for k, v in tput.items():
-        print(f"| {k} | {v:.0f} |")
-    print(f"\ndaemon RSS after the run: {rss/1024:.1f} MiB")
+        xb = f"{v / tput_bw:.2f}" if tput_bw else ""
+        out.append(f"| {k} | {v:.0f} | {xb} | {v / tput_fork:.2f} |")
+
+    cold_wasm = res["socket invoke WASM hello (cold)"]
+    out += [f"\n### 3. WASM hello through the socket\n",
+            "| case | median | p99 | ratio |", "|---|---:|---:|---:|",
+            f"| cold WASM hello ({n} rounds) | {p50(cold_wasm) / 1000:.3f} ms | {p99(cold_wasm) / 1000:.3f} ms | "
+            f"{p50(cold_wasm) / p50(sock_echo):.2f} × cold native hello (socket) |",
+            f"| cold native hello /bin/echo (socket, same rounds) | {p50(sock_echo) / 1000:.3f} ms | "
+            f"{p99(sock_echo) / 1000:.3f} ms | 1.00 |"]
+    if wasmi:
+        wh = res["wasmi CLI hello.wat (whole process)"]
+        out.append(f"| wasmi CLI hello.wat (whole process, same rounds) | {p50(wh) / 1000:.3f} ms | "
+                   f"{p99(wh) / 1000:.3f} ms | {p50(wh) / p50(sock_echo):.2f} |")
+    warm_tput = tput["socket invoke warm WASM hello, 2 clients"]
+    out += [f"| warm WASM hello round trip, 1 client ({wn} calls) | {p50(warm_rt):.0f} µs | {p99(warm_rt):.0f} µs | |",
+            f"| of which the call on the runner (daemon's wall_us) | {p50(warm_wall):.0f} µs | "
+            f"{p99(warm_wall):.0f} µs | |",
+            f"| warm WASM hello, 2 clients | {warm_tput:.0f} /s | | |"]
+
+    fib = cres["socket invoke fib(30).wasm"]
+    out += [f"\n### 4. CPU-bound WASM: recursive fib(30), same module ({ncpu} rounds)\n",
+            "| case | median ms | p99 ms | × wasmi CLI |", "|---|---:|---:|---:|"]
+    wcli = cres.get("wasmi CLI fib(30) (whole process)")
+    out.append(f"| socket invoke fib.wat (Paddock, fuel metered) | {p50(fib) / 1000:.2f} | {p99(fib) / 1000:.2f} | "
+               + (f"{p50(fib) / p50(wcli):.2f} |" if wcli else "skipped |"))
+    if wcli:
+        out.append(f"| wasmi CLI `run --invoke fib fib.wat 30` (whole process) | {p50(wcli) / 1000:.2f} | "
+                   f"{p99(wcli) / 1000:.2f} | 1.00 |")
+
+    desc = nres["describe"]
+    out += [f"\n### 5. Daemon-only overhead: a request that launches nothing ({wn} of each, alternated)\n",
+            "| request | median µs | p99 µs |", "|---|---:|---:|"]
+    out += [f"| {k} | {p50(v):.1f} | {p99(v):.1f} |" for k, v in nres.items()]
+
+    without = before + after
+    out += [f"\n### 6. Launch latency while the daemon holds {nload} unfinished request lines of "
+            f"{part / 1048576:.1f} MiB ({n6} launches per phase)\n",
+            "| phase | daemon VmRSS MiB | socket invoke /bin/true median ms | p99 ms | × unloaded p50 |",
+            "|---|---:|---:|---:|---:|",
+            f"| before the load | {mib(rss_before_load):.1f} | {p50(before) / 1000:.3f} | {p99(before) / 1000:.3f} | "
+            f"{p50(before) / p50(without):.2f} |",
+            f"| **loaded** | {mib(rss_loaded):.1f} (end: {mib(rss_loaded_end):.1f}) | {p50(loaded) / 1000:.3f} | "
+            f"{p99(loaded) / 1000:.3f} | {p50(loaded) / p50(without):.2f} |",
+            f"| after the connections closed | {mib(rss_unloaded):.1f} | {p50(after) / 1000:.3f} | "
+            f"{p99(after) / 1000:.3f} | {p50(after) / p50(without):.2f} |"]
+
+    out += ["\n### 7. Daemon RSS\n", "| when | VmRSS MiB |", "|---|---:|",
+            f"| idle, right after start-up (before any request) | {mib(rss_idle):.1f} |",
+            f"| after the whole run | {mib(rss_end):.1f} |"]
+
+    def target(name, value, ok):
+        return f"| {name} | {value} | {'met' if ok else '**not met**'} |"
+    tg = ["\n### Targets (../shared/BENCH.md, issue 7)\n", "| target | measured | |", "|---|---:|---|"]
+    for prog, s, f in (("/bin/true", sock_true, fork_true), ("/bin/echo hello", sock_echo, fork_echo)):
+        r50, r99 = p50(s) / p50(f), p99(s) / p99(f)
+        tg.append(target(f"cold native {prog} via the socket: p50 ≤ 1.5× fork+exec+wait", f"{r50:.2f}×", r50 <= 1.5))
+        tg.append(target(f"cold native {prog} via the socket: p99 ≤ 3× fork+exec+wait p99", f"{r99:.2f}×", r99 <= 3))
+    if tput_bw:
+        tg.append(target("fully isolated throughput (2 clients) ≥ 4× bubblewrap", f"{tput_sock / tput_bw:.2f}×",
+                         tput_sock / tput_bw >= 4))
+    else:
+        tg.append("| fully isolated throughput ≥ 4× bubblewrap | bwrap missing | skipped |")
+    tg.append(target("fully isolated throughput ≥ 0.7× plain fork+exec", f"{tput_sock / tput_fork:.2f}×",
+                     tput_sock / tput_fork >= 0.7))
+    tg.append(target("warm WASM hello round trip p50 ≤ 100 µs", f"{p50(warm_rt):.0f} µs", p50(warm_rt) <= 100))
+    tg.append(target("warm WASM hello ≥ 10 000 invocations/s (2 clients)", f"{warm_tput:.0f}/s", warm_tput >= 10000))
+    rw = p50(cold_wasm) / p50(sock_echo)
+    tg.append(target("cold WASM hello ≤ 1.3× cold native hello (socket, p50)", f"{rw:.2f}×", rw <= 1.3))
+    if wcli:
+        rf = p50(fib) / p50(wcli)
+        tg.append(target("CPU-bound WASM ≤ 1.1× wasmi CLI (p50)", f"{rf:.2f}×", rf <= 1.1))
+    else:
+        tg.append("| CPU-bound WASM ≤ 1.1× wasmi CLI | wasmi CLI missing | skipped |")
+    tg.append(target("daemon overhead ≤ 30 µs (describe, p50)", f"{p50(desc):.1f} µs", p50(desc) <= 30))
+    tg.append(target("idle RSS ≤ 8 MiB", f"{mib(rss_idle):.1f} MiB", rss_idle <= 8 * 1024))
+    rl = p50(loaded) / p50(without)
+    tg.append(target(f"launch latency within ±10% with {mib(nload * part / 1024):.0f} MiB held",
+                     f"{(rl - 1) * 100:+.1f}%", abs(rl - 1) <= 0.10))
+    out += tg
+    out.append(f"\nwall time: build {t_built - t_start:.1f} s, benchmark {t_end - t_built:.1f} s")
     for note in notes:
-        print(f"note: {note}")
+        out.append(f"\nnote: {note}")
+    print("\n".join(out))
+
 
 if __name__ == "__main__":
     main()
