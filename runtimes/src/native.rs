@@ -96,16 +96,75 @@ impl Invocation {
     }
 }
 
-/// Build the sandbox for one native invocation.
-pub fn sandbox_spec(
+/// The size of the FILE protocol's /work tmpfs for an input of
+/// `input_len` bytes: room for the input and the largest output.
+pub fn work_bytes(policy: &Policy, input_len: usize) -> u64 {
+    policy
+        .limits
+        .tmp_bytes
+        .max(input_len as u64 + policy.limits.output_bytes)
+}
+
+/// The invocation's own environment, sent when the sandbox starts
+/// ([`paddock_sandbox::Sandbox::start`]): EXECUTION_ID, TIMEOUT_MS, TRACE_ID,
+/// and each passed-through variable (the request's value, else the
+/// policy's). None of these names is in the spec's environment.
+pub fn run_env(
     p: &PreparedPolicy,
     inv: &Invocation,
+) -> Result<Vec<(String, String)>, RuntimeError> {
+    let policy = &p.policy;
+    for k in inv.env.keys() {
+        if !policy.env_passthrough.contains(k) {
+            return Err(RuntimeError::EnvNotAllowed(k.clone()));
+        }
+    }
+    let timeout = inv.timeout(policy)?;
+    let mut env = vec![
+        ("EXECUTION_ID".to_owned(), inv.execution_id.clone()),
+        ("TIMEOUT_MS".to_owned(), timeout.as_millis().to_string()),
+    ];
+    if let Some(t) = &inv.trace_id {
+        env.push(("TRACE_ID".into(), t.clone()));
+    }
+    for k in &policy.env_passthrough {
+        if let Some(v) = inv.env.get(k).or_else(|| policy.env.get(k)) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    Ok(env)
+}
+
+/// The environment every run of the function gets: the policy's `env`
+/// (less the passed-through names, which come with the run: [`run_env`]),
+/// PATH and FUNCTION_NAME.
+pub(crate) fn base_env(policy: &Policy) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = policy
+        .env
+        .iter()
+        .filter(|(k, _)| !policy.env_passthrough.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.entry("PATH".into())
+        .or_insert_with(|| DEFAULT_PATH.into());
+    env.insert("FUNCTION_NAME".into(), policy.name.to_string());
+    env
+}
+
+/// Build the sandbox for a function, ready for any invocation of it: the
+/// invocation's own environment and input come when it starts. `command`
+/// replaces the policy's (the `paddockd run -- CMD` form); `work_bytes` sizes
+/// /work for the FILE protocol ([`work_bytes`]).
+pub fn sandbox_spec(
+    p: &PreparedPolicy,
     ctx: &LaunchContext,
+    command: Option<&[String]>,
+    work_bytes: u64,
 ) -> Result<SandboxSpec, RuntimeError> {
     let policy = &p.policy;
     let mut extra = Vec::new();
-    let command = match (&inv.command, &policy.runtime) {
-        (Some(c), _) => c.clone(),
+    let command = match (command, &policy.runtime) {
+        (Some(c), _) => c.to_vec(),
         (None, Runtime::Native { command }) => command.clone(),
         // A wasm function runs the runner, bound read-only into the sandbox.
         (None, Runtime::Wasm { module }) => {
@@ -126,36 +185,17 @@ pub fn sandbox_spec(
             args.to_argv(wasm::RUNNER_PATH)
         }
     };
-    let timeout = inv.timeout(policy)?;
-    for k in inv.env.keys() {
-        if !policy.env_passthrough.contains(k) {
-            return Err(RuntimeError::EnvNotAllowed(k.clone()));
-        }
-    }
-    let mut env: BTreeMap<String, String> = policy.env.clone();
-    env.extend(inv.env.clone());
-    env.entry("PATH".into())
-        .or_insert_with(|| DEFAULT_PATH.into());
-    env.insert("FUNCTION_NAME".into(), policy.name.to_string());
-    env.insert("EXECUTION_ID".into(), inv.execution_id.clone());
-    env.insert("TIMEOUT_MS".into(), timeout.as_millis().to_string());
-    if let Some(t) = &inv.trace_id {
-        env.insert("TRACE_ID".into(), t.clone());
-    }
+    let mut env = base_env(policy);
     let (work, stdin_pipe) = match policy.protocol {
         Protocol::Stdio => (None, true),
         Protocol::File => {
             env.insert("INPUT_FILE".into(), format!("{WORK_DIR}/{INPUT_NAME}"));
             env.insert("OUTPUT_FILE".into(), format!("{WORK_DIR}/{OUTPUT_NAME}"));
-            let bytes = policy
-                .limits
-                .tmp_bytes
-                .max(inv.input.len() as u64 + policy.limits.output_bytes);
             (
                 Some(WorkSpec {
-                    bytes,
+                    bytes: work_bytes,
                     inodes: policy.limits.tmp_inodes,
-                    files: vec![(INPUT_NAME.into(), inv.input.clone())],
+                    files: Vec::new(),
                 }),
                 false,
             )

@@ -16,7 +16,7 @@ use paddock_policies::{Protocol, Runtime};
 use paddock_sandbox::{spawn, Exit, Sandbox, SpawnError};
 
 use crate::error::RuntimeError;
-use crate::native::{self, Invocation, LaunchContext, PreparedPolicy, OUTPUT_NAME};
+use crate::native::{self, Invocation, LaunchContext, PreparedPolicy, INPUT_NAME, OUTPUT_NAME};
 use crate::report::{Limit, RunReport, StartError, Status};
 use crate::wasm;
 
@@ -82,22 +82,55 @@ pub fn start(
     ctx: &LaunchContext,
     queued: Duration,
 ) -> Result<Result<Run, RunReport>, RuntimeError> {
+    // Refuse a bad invocation before any sandbox exists.
+    native::run_env(p, inv)?;
+    let work = native::work_bytes(&p.policy, inv.input.len());
+    let spec = native::sandbox_spec(p, ctx, inv.command.as_deref(), work)?;
+    let started = Instant::now();
+    match spawn(&spec) {
+        Ok(sb) => start_prepared(p, sb, inv, queued),
+        Err(e) => Ok(Err(RunReport::failed(
+            ctx.ids.host_uid,
+            started.elapsed(),
+            start_error(&e),
+        ))),
+    }
+}
+
+/// Start an invocation in a sandbox already spawned for this policy (by
+/// [`start`], or ahead of time from [`native::sandbox_spec`] with no command
+/// override and /work big enough for the input): write the input, send the
+/// go with the run's environment.
+pub fn start_prepared(
+    p: &PreparedPolicy,
+    mut sb: Sandbox,
+    inv: &Invocation,
+    queued: Duration,
+) -> Result<Result<Run, RunReport>, RuntimeError> {
     let policy = &p.policy;
     let timeout = inv.timeout(policy)?.saturating_sub(queued);
-    let spec = native::sandbox_spec(p, inv, ctx)?;
-    let started = Instant::now();
-    let mut sb = match spawn(&spec) {
-        Ok(sb) => sb,
-        Err(e) => {
-            return Ok(Err(RunReport::failed(
-                ctx.ids.host_uid,
-                started.elapsed(),
-                start_error(&e),
-            )))
-        }
-    };
+    let env = native::run_env(p, inv)?;
+    let began = Instant::now();
+    let host_uid = sb.host_uid();
+    let go = match policy.protocol {
+        Protocol::File => sb.write_work_file(INPUT_NAME, &inv.input),
+        Protocol::Stdio => Ok(()),
+    }
+    .and_then(|()| sb.start(&env));
+    if let Err(e) = go {
+        return Ok(Err(RunReport::failed(
+            host_uid,
+            began.elapsed(),
+            start_error(&e),
+        )));
+    }
     // With no input, dropping the write end now is the function's EOF.
     let stdin = sb.take_stdin().filter(|_| !inv.input.is_empty());
+    let exec_path = match (&inv.command, &policy.runtime) {
+        (Some(c), _) => c[0].clone(),
+        (None, Runtime::Native { command }) => command[0].clone(),
+        (None, Runtime::Wasm { .. }) => wasm::RUNNER_PATH.to_owned(),
+    };
     Ok(Ok(Run {
         deadline: sb.started() + timeout,
         sb,
@@ -118,7 +151,7 @@ pub fn start(
         stdout: Capture::default(),
         stderr: Capture::default(),
         exit: None,
-        exec_path: spec.exec.path.display().to_string(),
+        exec_path,
         wasm: matches!(policy.runtime, Runtime::Wasm { .. }) && inv.command.is_none(),
     }))
 }

@@ -8,7 +8,6 @@
 //! kills the runner when it passes; a runner that breaks the framing is
 //! killed as well. Either way only the call in flight fails.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use paddock_policies::{Policy, Protocol, Runtime};
+use paddock_policies::{Protocol, Runtime};
 use paddock_sandbox::{spawn, CgroupUsage, Exit, Sandbox};
 
 use crate::error::RuntimeError;
@@ -115,30 +114,24 @@ pub struct WarmRunner {
     exit: Option<Exit>,
 }
 
-/// The module's environment for one invocation: the policy's `env`, the
-/// request's, PATH, and the variables every run gets (as
-/// [`native::sandbox_spec`] gives a oneshot run).
+/// The module's environment for one invocation: what a oneshot run's
+/// command gets ([`native::base_env`] and [`native::run_env`]), with
+/// TIMEOUT_MS the time the caller gives the call.
 pub fn call_env(
-    policy: &Policy,
+    p: &PreparedPolicy,
     inv: &Invocation,
     timeout: Duration,
 ) -> Result<Vec<(String, String)>, RuntimeError> {
-    for k in inv.env.keys() {
-        if !policy.env_passthrough.contains(k) {
-            return Err(RuntimeError::EnvNotAllowed(k.clone()));
-        }
+    let mut env: Vec<(String, String)> = native::base_env(&p.policy).into_iter().collect();
+    for (k, v) in native::run_env(p, inv)? {
+        let v = if k == "TIMEOUT_MS" {
+            timeout.as_millis().to_string()
+        } else {
+            v
+        };
+        env.push((k, v));
     }
-    let mut env: BTreeMap<String, String> = policy.env.clone();
-    env.extend(inv.env.clone());
-    env.entry("PATH".into())
-        .or_insert_with(|| DEFAULT_PATH.into());
-    env.insert("FUNCTION_NAME".into(), policy.name.to_string());
-    env.insert("EXECUTION_ID".into(), inv.execution_id.clone());
-    env.insert("TIMEOUT_MS".into(), timeout.as_millis().to_string());
-    if let Some(t) = &inv.trace_id {
-        env.insert("TRACE_ID".into(), t.clone());
-    }
-    Ok(env.into_iter().collect())
+    Ok(env)
 }
 
 /// Launch a warm runner for a `mode = "warm"` wasm function. `sha256` is
@@ -155,11 +148,7 @@ pub fn launch(
             "warm mode (wasm over stdio only)",
         ));
     }
-    let inv = Invocation {
-        execution_id: "warm-runner".into(),
-        ..Invocation::default()
-    };
-    let mut spec = native::sandbox_spec(p, &inv, ctx)?;
+    let mut spec = native::sandbox_spec(p, ctx, None, 0)?;
     // The same sandbox as a oneshot run; only the runner's command line
     // differs. The module's environment comes with each request.
     let Runtime::Wasm { module } = &policy.runtime else {
@@ -179,7 +168,7 @@ pub fn launch(
     spec.exec.env = vec![("PATH".into(), DEFAULT_PATH.into())];
     spec.stdin_pipe = true;
     let started = Instant::now();
-    let mut sb = match spawn(&spec) {
+    let mut sb = match spawn(&spec).and_then(|mut sb| sb.start(&[]).map(|()| sb)) {
         Ok(sb) => sb,
         Err(e) => {
             return Ok(Err(RunReport::failed(
@@ -252,7 +241,7 @@ impl WarmRunner {
     ) -> Result<(), RuntimeError> {
         let req = Request {
             fuel: p.policy.limits.wasm_fuel,
-            env: call_env(&p.policy, inv, timeout)?,
+            env: call_env(p, inv, timeout)?,
             input: inv.input.clone(),
         };
         self.out = req.encode();

@@ -75,6 +75,39 @@ impl ExecPlan {
     }
 }
 
+/// The payload's environment: the run's own entries (from `Go`) first, so
+/// they win over the spec's for getenv, then the spec's. Built by the init
+/// before it forks, so the payload allocates nothing.
+#[derive(Debug)]
+pub(crate) struct RunEnv {
+    _strings: Vec<CString>,
+    envp: Vec<*const c_char>,
+}
+
+impl RunEnv {
+    /// None if `extra` is not a sequence of `NAME=value\0` entries.
+    fn new(extra: &[u8], exec: &ExecPlan) -> Option<RunEnv> {
+        let mut strings = Vec::new();
+        if !extra.is_empty() {
+            let body = extra.strip_suffix(b"\0")?;
+            for entry in body.split(|&b| b == 0) {
+                let eq = entry.iter().position(|&b| b == b'=')?;
+                if eq == 0 {
+                    return None;
+                }
+                strings.push(CString::new(entry).ok()?);
+            }
+        }
+        let mut envp: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        // The spec's array ends in its null pointer, which ends ours too.
+        envp.extend_from_slice(&exec.envp);
+        Some(RunEnv {
+            _strings: strings,
+            envp,
+        })
+    }
+}
+
 /// Everything the child needs, prepared by the parent.
 #[derive(Debug)]
 pub(crate) struct ChildPlan {
@@ -177,37 +210,33 @@ fn setup(p: &ChildPlan, stdio: &ChildStdio, sock: &OwnedFd) -> Result<(), ChildE
     Ok(())
 }
 
-/// The sandbox's pid 1: start the payload, forward termination signals to
-/// every process of the sandbox, reap orphans, and when the payload ends kill
-/// whatever it left and report its status.
+/// The sandbox's pid 1: wait for the caller's go, start the payload, forward
+/// termination signals to every process of the sandbox, reap orphans, and
+/// when the payload ends kill whatever it left and report its status.
 fn init(p: &ChildPlan, sock: OwnedFd) -> ! {
+    fn fail(sock: &OwnedFd, step: Step, errno: Errno) -> ! {
+        let _ = sync::send(sock.as_fd(), Msg::Failed { step, errno }, None);
+        sys::exit_now(127)
+    }
     // Block everything first, so no signal is lost between fork and sigwait.
     let all = SigSet::all();
     if let Err(e) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None) {
-        let _ = sync::send(
-            sock.as_fd(),
-            Msg::Failed {
-                step: Step::Signals,
-                errno: e,
-            },
-            None,
-        );
-        sys::exit_now(127);
+        fail(&sock, Step::Signals, e);
     }
+    // Ready to run: a prepared sandbox waits here, set up, until it is used.
+    let env = match sync::recv_go(sock.as_fd()) {
+        Ok(Some(env)) => env,
+        Ok(None) => sys::exit_now(127), // the caller dropped the sandbox
+        Err(e) => fail(&sock, Step::Go, e),
+    };
+    mark(p, &sock, Step::Go);
+    let Some(envp) = RunEnv::new(&env, &p.exec) else {
+        fail(&sock, Step::Go, Errno::EINVAL)
+    };
     let payload = match sys::fork() {
-        Ok(0) => payload(p, sock),
+        Ok(0) => payload(p, sock, &envp),
         Ok(pid) => Pid::from_raw(pid),
-        Err(e) => {
-            let _ = sync::send(
-                sock.as_fd(),
-                Msg::Failed {
-                    step: Step::Fork,
-                    errno: e.errno,
-                },
-                None,
-            );
-            sys::exit_now(127);
-        }
+        Err(e) => fail(&sock, Step::Fork, e.errno),
     };
     // The payload holds stdio now; the init keeps none of it, so the parent
     // sees EOF as soon as the payload's tree closes its ends.
@@ -274,7 +303,7 @@ fn mark(p: &ChildPlan, sock: &OwnedFd, step: Step) {
     }
 }
 
-fn payload(p: &ChildPlan, sock: OwnedFd) -> ! {
+fn payload(p: &ChildPlan, sock: OwnedFd, env: &RunEnv) -> ! {
     mark(p, &sock, Step::Fork);
     let errno = match sys::reset_signals() {
         Err(e) => e.errno,
@@ -294,7 +323,7 @@ fn payload(p: &ChildPlan, sock: OwnedFd) -> ! {
             Ok(()) => {
                 // (Sent only if the profile allows sendmsg; tracing is best effort.)
                 mark(p, &sock, Step::Seccomp);
-                sys::execve(&p.exec.path, &p.exec.argv, &p.exec.envp).errno
+                sys::execve(&p.exec.path, &p.exec.argv, &env.envp).errno
             }
         },
     };

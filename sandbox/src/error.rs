@@ -50,11 +50,13 @@ pub enum Step {
     Seccomp = 46,
     Exec = 47,
     Chdir = 48,
+    /// The init waits for the caller's go ([`crate::Sandbox::start`]).
+    Go = 49,
 }
 
 impl Step {
     /// Every step, for decoding what the child sends.
-    const ALL: [Step; 36] = [
+    const ALL: [Step; 37] = [
         Step::Channel,
         Step::Pipes,
         Step::Cgroup,
@@ -91,6 +93,7 @@ impl Step {
         Step::Seccomp,
         Step::Exec,
         Step::Chdir,
+        Step::Go,
     ];
 
     pub(crate) fn from_u16(v: u16) -> Option<Step> {
@@ -136,6 +139,7 @@ impl Step {
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",
             Step::Chdir => "chdir",
+            Step::Go => "go",
         }
     }
 }

@@ -46,16 +46,26 @@ pub struct Sandbox {
     cgroup: Option<Cgroup>,
     landlock: LandlockStatus,
     host_uid: u32,
+    host_gid: u32,
     started: Instant,
     exit: Option<Exit>,
     exec_failed: Option<Errno>,
     payload_status: Option<WaitStatus>,
+    /// Whether [`Sandbox::start`] has sent the go.
+    go: bool,
     /// Launch stamps (CLOCK_MONOTONIC ns), when tracing.
     trace: Vec<(Mark, u64)>,
+    /// The start of `spawn`, which trace stamps count from.
+    t0: Instant,
 }
 
-/// Launch one process in isolation. Must be called from a single-threaded
-/// process (the child is a raw clone3 copy of the caller and allocates).
+/// Prepare one sandbox: every isolation layer set up, its init waiting for
+/// [`Sandbox::start`] to run the command. Must be called from a
+/// single-threaded process (the child is a raw clone3 copy of the caller and
+/// allocates).
+///
+/// A prepared sandbox can wait as long as its caller likes (a pool of them
+/// takes the set-up off an invocation's path); it is used once.
 pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
     let t0 = Instant::now();
     let mut marks: Vec<(Mark, u64)> = Vec::new();
@@ -132,11 +142,14 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
         cgroup: Some(cgroup),
         landlock: LandlockStatus::NotEnforced,
         host_uid: spec.ids.host_uid,
+        host_gid: spec.ids.host_gid,
         started: Instant::now(),
         exit: None,
         exec_failed: None,
         payload_status: None,
+        go: false,
         trace: marks,
+        t0,
     };
     // On any error below, dropping `sb` kills, reaps and removes the cgroup.
     namespaces::write_maps(pid, &spec.ids)?;
@@ -190,6 +203,67 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
 }
 
 impl Sandbox {
+    /// Run the command: the init forks the payload, which installs seccomp
+    /// and execs with `env` added to the spec's environment (these entries
+    /// come first, so they win for getenv; repeat no name of the spec's).
+    /// [`Sandbox::started`] restarts now. Once only.
+    pub fn start(&mut self, env: &[(String, String)]) -> Result<(), SpawnError> {
+        if self.go {
+            return Err(SpawnError::InvalidSpec("sandbox already started".into()));
+        }
+        let mut bytes = Vec::new();
+        for (k, v) in env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return Err(SpawnError::InvalidSpec(format!("environment name {k:?}")));
+            }
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.push(b'=');
+            bytes.extend_from_slice(v.as_bytes());
+            bytes.push(0);
+        }
+        if bytes.len() > sync::MAX_GO_ENV {
+            return Err(SpawnError::InvalidSpec(format!(
+                "run environment of {} bytes, more than {}",
+                bytes.len(),
+                sync::MAX_GO_ENV
+            )));
+        }
+        sync::send_go(self.sock.as_fd(), &bytes).map_err(|errno| SpawnError::Parent {
+            step: Step::Go,
+            call: "sendmsg",
+            errno,
+        })?;
+        self.go = true;
+        self.started = Instant::now();
+        if !self.trace.is_empty() {
+            self.trace
+                .push((Mark::Parent("go sent"), trace::since(self.t0)));
+        }
+        Ok(())
+    }
+
+    /// Write `name` into /work (FILE protocol) before [`Sandbox::start`]:
+    /// created beneath the work directory fd (no symlink, no `..`), mode
+    /// 0644, owned by the sandbox's uid 0.
+    pub fn write_work_file(&self, name: &str, data: &[u8]) -> Result<(), SpawnError> {
+        let dir = self
+            .work_dir
+            .as_ref()
+            .ok_or_else(|| SpawnError::InvalidSpec("the sandbox has no /work".into()))?;
+        if self.go {
+            return Err(SpawnError::InvalidSpec(
+                "work files are written before the sandbox starts".into(),
+            ));
+        }
+        crate::work::write_work_file(dir.as_fd(), name, data, self.host_uid, self.host_gid).map_err(
+            |errno| SpawnError::Parent {
+                step: Step::WorkDir,
+                call: "openat2",
+                errno,
+            },
+        )
+    }
+
     /// The init's pid (in the caller's pid namespace).
     pub fn pid(&self) -> libc::pid_t {
         self.pid
@@ -241,7 +315,7 @@ impl Sandbox {
         self.host_uid
     }
 
-    /// When the sandbox was started.
+    /// When the sandbox was started: the go, or the end of `spawn` before it.
     pub fn started(&self) -> Instant {
         self.started
     }

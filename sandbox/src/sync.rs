@@ -2,6 +2,8 @@
 //! payload's exec closes its end) carrying fixed-size messages, plus the /work
 //! directory fd by SCM_RIGHTS. Fixed-size so the child can send without
 //! allocating, and a closed channel (EOF) is itself a message: the other side died.
+//! One message is longer: `Go`, whose datagram carries the run's extra
+//! environment after the header (read only by the init, which may allocate).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -29,9 +31,15 @@ pub(crate) enum Msg {
     Exit { status: i32 },
     /// Child → parent (tracing only): `step` ended at `ns` (CLOCK_MONOTONIC).
     Mark { step: Step, ns: u64 },
+    /// Parent → init: start the payload. `env_len` bytes of environment
+    /// (`K=V\0` entries) follow the header in the same datagram.
+    Go { env_len: u32 },
 }
 
 const SIZE: usize = 16;
+
+/// The most environment a `Go` may carry.
+pub(crate) const MAX_GO_ENV: usize = 64 * 1024;
 
 impl Msg {
     fn encode(self) -> [u8; SIZE] {
@@ -42,6 +50,7 @@ impl Msg {
             Msg::ExecFailed { errno } => (4, Step::Exec as u16, errno as i32, 0),
             Msg::Exit { status } => (5, 0, 0, status as i64),
             Msg::Mark { step, ns } => (6, step as u16, 0, ns as i64),
+            Msg::Go { env_len } => (7, 0, 0, env_len as i64),
         };
         let mut b = [0u8; SIZE];
         b[0..2].copy_from_slice(&kind.to_ne_bytes());
@@ -70,6 +79,9 @@ impl Msg {
             6 => Msg::Mark {
                 step: Step::from_u16(step)?,
                 ns: value as u64,
+            },
+            7 => Msg::Go {
+                env_len: u32::try_from(value).ok()?,
             },
             _ => return None,
         })
@@ -145,6 +157,54 @@ pub(crate) fn recv(
     Ok(Some((Msg::decode(&buf).ok_or(Errno::EPROTO)?, fd)))
 }
 
+/// Parent → init: `Go` with the extra environment (`K=V\0` entries).
+pub(crate) fn send_go(sock: BorrowedFd<'_>, env: &[u8]) -> Result<(), Errno> {
+    if env.len() > MAX_GO_ENV {
+        return Err(Errno::E2BIG);
+    }
+    let head = Msg::Go {
+        env_len: env.len() as u32,
+    }
+    .encode();
+    let iov = [IoSlice::new(&head), IoSlice::new(env)];
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+/// Init: block until `Go`; returns its environment bytes, or `Ok(None)`
+/// when the parent is gone (EOF). Anything else is EPROTO.
+pub(crate) fn recv_go(sock: BorrowedFd<'_>) -> Result<Option<Vec<u8>>, Errno> {
+    let mut buf = vec![0u8; SIZE + MAX_GO_ENV];
+    let n = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(m) if m.flags.contains(MsgFlags::MSG_TRUNC) => return Err(Errno::EPROTO),
+            Ok(m) => break m.bytes,
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let head: &[u8; SIZE] = buf
+        .get(..SIZE)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Errno::EPROTO)?;
+    match Msg::decode(head) {
+        Some(Msg::Go { env_len }) if env_len as usize == n - SIZE => {
+            buf.truncate(n);
+            buf.drain(..SIZE);
+            Ok(Some(buf))
+        }
+        _ => Err(Errno::EPROTO),
+    }
+}
+
 /// Whether the other end has closed (a dead launcher), without waiting.
 pub(crate) fn peer_gone(sock: BorrowedFd<'_>) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -176,6 +236,7 @@ mod tests {
                 errno: Errno::ENOENT,
             },
             Msg::Exit { status: 9 },
+            Msg::Go { env_len: 0 },
         ];
         for m in msgs {
             send(a.as_fd(), m, None).unwrap();
@@ -197,5 +258,28 @@ mod tests {
         }
         assert!(peer_gone(b.as_fd()));
         assert!(recv(b.as_fd(), false).unwrap().is_none());
+    }
+
+    #[test]
+    fn sync_go_carries_its_environment_and_refuses_oversize() {
+        let (a, b) = channel().unwrap();
+        send_go(a.as_fd(), b"A=1\0B=two\0").unwrap();
+        assert_eq!(recv_go(b.as_fd()).unwrap().unwrap(), b"A=1\0B=two\0");
+        send_go(a.as_fd(), b"").unwrap();
+        assert_eq!(recv_go(b.as_fd()).unwrap().unwrap(), b"");
+        let big = vec![b'x'; MAX_GO_ENV + 1];
+        assert_eq!(send_go(a.as_fd(), &big).unwrap_err(), Errno::E2BIG);
+        // Anything but Go where Go is awaited is a protocol error.
+        send(a.as_fd(), Msg::Proceed, None).unwrap();
+        assert_eq!(recv_go(b.as_fd()).unwrap_err(), Errno::EPROTO);
+        drop(a);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match recv_go(b.as_fd()) {
+                Ok(None) => break,
+                r if std::time::Instant::now() > deadline => panic!("no EOF: {r:?}"),
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
     }
 }

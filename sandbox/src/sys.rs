@@ -444,9 +444,26 @@ struct OpenHow {
 /// openat2(2) read-only beneath `dir`: no symlink of any kind is followed,
 /// no `..` escape, no magic link; the final component must not be a link.
 pub(crate) fn openat2_beneath(dir: BorrowedFd<'_>, name: &CStr) -> SysResult<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    openat2(dir, name, flags, 0)
+}
+
+/// Create `name` (O_EXCL, write-only) beneath `dir` with the same resolution
+/// rules as [`openat2_beneath`].
+pub(crate) fn openat2_create_beneath(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: u32,
+) -> SysResult<OwnedFd> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    openat2(dir, name, flags, mode)
+}
+
+/// openat2(2) beneath `dir`: no `..` out, no symlinks, no magic links.
+fn openat2(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: u32) -> SysResult<OwnedFd> {
     let mut how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK) as u64,
-        mode: 0,
+        flags: flags as u64,
+        mode: u64::from(mode),
         resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
     // SAFETY: `how` is a valid open_how of the size passed; `name` is a C string.

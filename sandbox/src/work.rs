@@ -72,6 +72,62 @@ pub fn read_work_file(
     })
 }
 
+/// Create `name` in the work directory `dir` with `data`, mode 0644, as
+/// `uid`/`gid`: resolved beneath `dir` with no symlink and no `..`, O_EXCL
+/// (an existing entry is an error, never reused).
+///
+/// The file is created with the calling thread's filesystem ids switched to
+/// `uid`/`gid` (setfsuid/setfsgid), restored before returning: /work is a
+/// tmpfs mounted in the sandbox's user namespace, which refuses inodes owned
+/// by ids it does not map (EOVERFLOW), and this way the kernel checks the
+/// sandbox's own permissions, not root's.
+pub(crate) fn write_work_file(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    data: &[u8],
+    uid: u32,
+    gid: u32,
+) -> Result<(), Errno> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Errno::EINVAL);
+    }
+    let cname = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    let fd = {
+        let _ids = FsIds::switch(uid, gid);
+        sys::openat2_create_beneath(dir, &cname, 0o644).map_err(|e| e.errno)?
+    };
+    let mut rest = data;
+    while !rest.is_empty() {
+        match nix::unistd::write(&fd, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The calling thread's filesystem ids, switched until dropped.
+struct FsIds {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+}
+
+impl FsIds {
+    fn switch(uid: u32, gid: u32) -> FsIds {
+        let gid = nix::unistd::setfsgid(gid.into());
+        let uid = nix::unistd::setfsuid(uid.into());
+        FsIds { uid, gid }
+    }
+}
+
+impl Drop for FsIds {
+    fn drop(&mut self) {
+        nix::unistd::setfsuid(self.uid);
+        nix::unistd::setfsgid(self.gid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +209,40 @@ mod tests {
             read_work_file(d.as_fd(), "out", 1),
             Err(WorkFileError::Missing)
         );
+    }
+
+    #[test]
+    fn work_input_is_created_owned_and_never_through_a_link_or_twice() {
+        use std::os::unix::fs::MetadataExt;
+        let (t, d) = dir();
+        // As in a sandbox: /work belongs to the sandbox's ids, which create the file.
+        std::os::unix::fs::chown(t.path(), Some(4242), Some(4343)).unwrap();
+        write_work_file(d.as_fd(), "input", b"payload", 4242, 4343).unwrap();
+        // The thread's own filesystem ids are back: root can still create here.
+        std::fs::write(t.path().join("by-root"), b"").unwrap();
+        assert_eq!(
+            std::fs::metadata(t.path().join("by-root")).unwrap().uid(),
+            0
+        );
+        let m = std::fs::metadata(t.path().join("input")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (4242, 4343, 0o644));
+        assert_eq!(std::fs::read(t.path().join("input")).unwrap(), b"payload");
+        // O_EXCL: an existing entry is never reused or truncated.
+        assert_eq!(
+            write_work_file(d.as_fd(), "input", b"x", 4242, 4343),
+            Err(Errno::EEXIST)
+        );
+        // A planted symlink is not followed, whatever it points at.
+        let target = t.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, t.path().join("link")).unwrap();
+        assert!(write_work_file(d.as_fd(), "link", b"x", 4242, 4343).is_err());
+        assert!(!target.exists());
+        for bad in ["../x", "a/b", "..", ".", ""] {
+            assert_eq!(
+                write_work_file(d.as_fd(), bad, b"x", 0, 0),
+                Err(Errno::EINVAL),
+                "{bad:?}"
+            );
+        }
     }
 }
