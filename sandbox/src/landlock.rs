@@ -113,6 +113,79 @@ pub(crate) fn restrict_self(plan: &LandlockPlan) -> Result<LandlockStatus, Errno
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// open(2) of `path` read-only: 0 or the errno.
+    fn open_errno(path: &std::path::Path) -> i32 {
+        match std::fs::File::open(path) {
+            Ok(_) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(-1),
+        }
+    }
+
+    /// Landlock alone, with no mount or namespace around it: a readable host
+    /// file outside the plan's paths becomes EACCES, one inside stays
+    /// readable, and writing inside a read-only path is EACCES too. Applied
+    /// in a forked child, since restrict_self cannot be undone.
+    #[test]
+    fn landlock_plan_denies_paths_it_does_not_list() {
+        let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+        let (listed, other) = (tmp.path().join("listed"), tmp.path().join("other"));
+        for d in [&listed, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("f"), "x").unwrap();
+        }
+        // Without Landlock both are readable: DAC and the mounts allow it.
+        assert_eq!(open_errno(&other.join("f")), 0);
+        let plan = LandlockPlan {
+            mode: LandlockMode::Required,
+            read: vec![listed.clone()],
+            write: Vec::new(),
+        };
+        let (r, w) = nix::unistd::pipe().unwrap();
+        match crate::sys::fork().unwrap() {
+            0 => {
+                drop(r);
+                // Other tests run in threads of this process: drop our copies
+                // of their fds, or their peers would not see a hang-up.
+                let _ = crate::fd::close_all_except(&[w.as_raw_fd()]);
+                let msg = match crate::sys::set_no_new_privs()
+                    .map_err(|e| e.errno)
+                    .and_then(|()| restrict_self(&plan))
+                {
+                    Err(e) => [1, e as i32 as u8, 0, 0],
+                    Ok(status) => [
+                        0,
+                        status.code() as u8,
+                        open_errno(&other.join("f")) as u8,
+                        open_errno(&listed.join("f")) as u8,
+                    ],
+                };
+                let create = std::fs::write(listed.join("new"), "y")
+                    .err()
+                    .and_then(|e| e.raw_os_error())
+                    .unwrap_or(0) as u8;
+                let _ = nix::unistd::write(&w, &[msg[0], msg[1], msg[2], msg[3], create]);
+                crate::sys::exit_now(0);
+            }
+            pid => {
+                drop(w);
+                let mut buf = [0u8; 5];
+                let n = nix::unistd::read(&r, &mut buf).unwrap();
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                assert_eq!(n, 5);
+                assert_eq!(buf[0], 0, "restrict_self failed with errno {}", buf[1]);
+                assert_eq!(
+                    LandlockStatus::from_code(buf[1].into()),
+                    LandlockStatus::FullyEnforced
+                );
+                assert_eq!(buf[2] as i32, libc::EACCES, "unlisted path");
+                assert_eq!(buf[3], 0, "listed path");
+                assert_eq!(buf[4] as i32, libc::EACCES, "write in a read-only path");
+                assert!(!listed.join("new").exists());
+            }
+        }
+    }
 
     #[test]
     fn landlock_status_codes_round_trip() {

@@ -540,6 +540,12 @@ fn dispatch(args: &[String]) -> Res {
             sleep_secs(s);
             std::process::exit(0);
         }
+        "securebits" => {
+            // SAFETY: PR_GET_SECUREBITS takes no pointers.
+            let r = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+            Ok(check(r.into(), json!({})))
+        }
+        "bind_inet" => cmd_bind_inet(num(a, 0, "port")?, a.get(1).is_some_and(|t| t == "udp")),
         other => Err(format!("unknown sub-command {other:?}")),
     }
 }
@@ -1758,4 +1764,36 @@ fn cmd_ipc_list() -> Res {
         })
     };
     Ok(ok(v))
+}
+
+/// `bind_inet PORT [udp]`: bind a TCP (or UDP) socket to 0.0.0.0:PORT.
+fn cmd_bind_inet(port: u16, udp: bool) -> Res {
+    let ty = if udp {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_STREAM
+    };
+    let fd = socket(libc::AF_INET, ty, 0);
+    if fd < 0 {
+        return Ok(fail(last_errno(), json!({"step": "socket"})));
+    }
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::UNSPECIFIED).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `sa` is a valid sockaddr_in of the size passed.
+    let r = unsafe {
+        libc::bind(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    let res = check(r.into(), json!({"step": "bind", "port": port, "udp": udp}));
+    close(fd);
+    Ok(res)
 }

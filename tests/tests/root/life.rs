@@ -91,6 +91,9 @@ fn life_escape_kill_leaves_nothing() {
         "{r}"
     );
     assert_eq!(line["setsid_errno"], 0, "{r}");
+    // Becoming a subreaper is allowed (it only adopts the payload's own
+    // orphans); it must not help anything outlive the run.
+    assert_eq!(line["subreaper_errno"], 0, "{r}");
     let uid = r.int("host_uid") as u32;
     assert_eq!(
         sandbox_processes(uid..=uid),
