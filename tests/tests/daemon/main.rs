@@ -6,6 +6,9 @@
 
 #[cfg(test)]
 mod auth;
+/// The `paddock` client binary against a daemon.
+#[cfg(test)]
+mod cli;
 #[cfg(test)]
 mod conns;
 #[cfg(test)]
