@@ -239,3 +239,61 @@ fn resources_cpu_hog_leaves_neighbour_latency_bounded() {
     let hr = h.wait();
     assert_eq!(hr.probe_exited()["threads"], 64, "{hr}");
 }
+
+// RS2, swap 0: while a run is alive, its cgroup (read from the host side)
+// caps memory+swap at the memory limit on v1 (memory.memsw.limit_in_bytes)
+// or allows no swap at all on v2 (memory.swap.max = 0), so the memory limit
+// cannot be stretched by swapping out.
+#[test]
+fn resources_run_cgroup_allows_no_swap() {
+    require_root();
+    let _x = exclusive();
+    let d = FnDir::new();
+    let p = d.policy().limit("memory", "\"48MiB\"").write();
+    let before = paddock_cgroups();
+    let running = spawn(&p, &["/fn/probe", "sleep", "3"], None);
+    let mut new: Vec<std::path::PathBuf> = Vec::new();
+    let seen = eventually(std::time::Duration::from_secs(2), || {
+        new = paddock_cgroups()
+            .into_iter()
+            .filter(|c| !before.contains(c))
+            .map(std::path::PathBuf::from)
+            .collect();
+        // The limits are written before the sandbox's first process is
+        // cloned, so once one runs they are final.
+        !new.is_empty() && !sandbox_processes(SANDBOX_UIDS).is_empty()
+    });
+    let mut checked = Vec::new();
+    for c in &new {
+        let read = |f: &str| std::fs::read_to_string(c.join(f)).map(|s| s.trim().to_owned());
+        if let Ok(memsw) = read("memory.memsw.limit_in_bytes") {
+            assert_eq!(
+                read("memory.limit_in_bytes").ok().as_deref(),
+                Some("50331648"),
+                "{c:?}"
+            );
+            assert_eq!(
+                memsw, "50331648",
+                "{c:?}: memory+swap above the memory limit"
+            );
+            checked.push(c.join("memory.memsw.limit_in_bytes"));
+        }
+        if let Ok(swap) = read("memory.swap.max") {
+            assert_eq!(swap, "0", "{c:?}");
+            checked.push(c.join("memory.swap.max"));
+        }
+    }
+    let r = running.wait();
+    assert_eq!(r.status(), "exited", "{r}");
+    assert!(
+        seen,
+        "the run's memory cgroup was never seen; new cgroups: {new:?}"
+    );
+    assert!(
+        !checked.is_empty(),
+        "no swap control file in the run's cgroups {new:?}: neither \
+         memory.memsw.limit_in_bytes (cgroup v1: this kernel does not account swap; \
+         boot with swapaccount=1) nor memory.swap.max (cgroup v2) exists on this host, \
+         so swap 0 cannot be checked here"
+    );
+}
