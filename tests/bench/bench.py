@@ -394,6 +394,9 @@ def main():
     except BenchError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt as e:
+        print(f"bench.py: interrupted ({e or 'SIGINT'}); stopping what it started", file=sys.stderr)
+        sys.exit(130)
     finally:
         for s in load:
             s.close()
