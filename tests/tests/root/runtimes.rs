@@ -137,11 +137,7 @@ fn runtimes_launch_trace_lists_every_setup_step_in_order() {
 
 /// `paddockd run --config CONFIG --policy POLICY -- CMD...`, holding the shared
 /// run lock; returns the parsed result (asserting paddockd exited 0).
-fn run_with_config(
-    config: &std::path::Path,
-    policy: &std::path::Path,
-    cmd: &[&str],
-) -> serde_json::Value {
+fn run_with_config(config: &std::path::Path, policy: &std::path::Path, cmd: &[&str]) -> RunResult {
     let _shared = run_guard();
     let out = std::process::Command::new(bin_path("paddockd"))
         .arg("run")
@@ -160,15 +156,10 @@ fn run_with_config(
         "paddockd run {cmd:?} failed: {out:?}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"))
-}
-
-/// The probe's JSON line in a result's stdout (asserting exit 0).
-fn probe_line(r: &serde_json::Value) -> serde_json::Value {
-    assert_eq!(r["status"], "exited", "{r}");
-    assert_eq!(r["exit_code"], 0, "{r}");
-    let out = r["stdout"].as_str().unwrap_or("");
-    serde_json::from_str(out.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {r}"))
+    RunResult {
+        json: serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}")),
+        daemon_stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 // A writable path is the host's own directory, bound read-write: what the
@@ -236,9 +227,9 @@ fn writable_path_is_shared_with_the_host_and_owned_by_the_sandbox_uid() {
 
     let target = format!("{rw_s}/from-sandbox");
     let r = run_with_config(&config, &policy, &["/fn/probe", "write", &target, "hello"]);
-    assert_ok(&probe_line(&r));
-    assert_eq!(r["landlock"], "fully_enforced", "{r}");
-    let host_uid = r["host_uid"].as_u64().expect("host_uid") as u32;
+    assert_ok(&r.probe_exited());
+    assert_eq!(r.json["landlock"], "fully_enforced", "{r}");
+    let host_uid = r.int("host_uid") as u32;
     assert!(SANDBOX_UIDS.contains(&host_uid), "{r}");
     let host_file = rw.join("from-sandbox");
     assert_eq!(
@@ -250,11 +241,7 @@ fn writable_path_is_shared_with_the_host_and_owned_by_the_sandbox_uid() {
     assert_eq!(meta.gid(), host_uid, "group of {}", host_file.display());
 
     // The bind is read-write but nosuid and nodev.
-    let st = probe_line(&run_with_config(
-        &config,
-        &policy,
-        &["/fn/probe", "statfs", rw_s],
-    ));
+    let st = run_with_config(&config, &policy, &["/fn/probe", "statfs", rw_s]).probe_exited();
     assert_eq!(
         (&st["rdonly"], &st["nosuid"], &st["nodev"]),
         (&false.into(), &true.into(), &true.into()),
@@ -262,25 +249,19 @@ fn writable_path_is_shared_with_the_host_and_owned_by_the_sandbox_uid() {
     );
     // The read-only path next to it: EROFS although the host dir is 0777.
     let ro_target = format!("{ro_s}/from-sandbox");
-    let w = probe_line(&run_with_config(
-        &config,
-        &policy,
-        &["/fn/probe", "write", &ro_target, "x"],
-    ));
+    let w =
+        run_with_config(&config, &policy, &["/fn/probe", "write", &ro_target, "x"]).probe_exited();
     assert_errno(&w, "EROFS");
     assert!(!ro.join("from-sandbox").exists());
     // Read-only binds beneath the writable one: readable, EROFS on write.
-    let rd = probe_line(&run_with_config(
-        &config,
-        &policy,
-        &["/fn/probe", "read", owned_s],
-    ));
+    let rd = run_with_config(&config, &policy, &["/fn/probe", "read", owned_s]).probe_exited();
     assert_eq!(rd["content"], "owned", "{rd}");
-    let w = probe_line(&run_with_config(
+    let w = run_with_config(
         &config,
         &policy,
         &["/fn/probe", "write_existing", pinned_s, "x"],
-    ));
+    )
+    .probe_exited();
     assert_errno(&w, "EROFS");
     assert_eq!(std::fs::read_to_string(&pinned).unwrap(), "pinned");
 
