@@ -130,7 +130,7 @@ def parallel(agents, cmd, secs):
     return sum(c for c, _ in res) / (max(e for _, e in res) / 1e6)
 
 
-def machine():
+def machine(load_before):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
     try:
@@ -138,9 +138,10 @@ def machine():
                              text=True).stdout.strip() or "?"
     except OSError:
         rev = "?"
-    load = open("/proc/loadavg").read().split()[:3]
+    load_after = open("/proc/loadavg").read().split()[:3]
     return (f"kernel {os.uname().release}; {cpu}; {os.cpu_count()} cores; {mem / 1048576:.1f} GiB; "
-            f"commit {rev}; load average before the run {' '.join(load)}")
+            f"commit {rev}; load average (1, 5, 15 min) before the run {' '.join(load_before)}, "
+            f"after it {' '.join(load_after)}")
 
 
 def compile_agent(work):
@@ -202,6 +203,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "paddock-supervisor", "-p", "paddock-runtimes",
                         "--bins"], cwd=ROOT, check=True)
     t_built = time.monotonic()
+    load_before = open("/proc/loadavg").read().split()[:3]
     # SIGTERM (a CI timeout) unwinds through the finally below like Ctrl-C does.
     def on_sigterm(*_):
         raise KeyboardInterrupt("SIGTERM")
@@ -428,7 +430,7 @@ def main():
             return f"| {name} | {m:.3f} | {p:.3f} | | |"
         return f"| {name} | {m:.3f} | {p:.3f} | {p50(v) / p50(base):.2f} | {p99(v) / p99(base):.2f} |"
 
-    out = [f"\n{'quick' if q else 'full'} mode; {machine()}",
+    out = [f"\n{'quick' if q else 'full'} mode; {machine(load_before)}",
            f"\n### 1. Cold native hello ({n} rounds, every case once per round in random order)\n",
            "| case | median ms | p99 ms | × baseline p50 | × baseline p99 |", "|---|---:|---:|---:|---:|"]
     for prog, tag in (("/bin/true", "/bin/true"), ("/bin/echo hello", "/bin/echo hello")):
