@@ -59,7 +59,7 @@ pub struct TestDaemon {
     /// The `[sandbox] cgroup_name` of this daemon.
     pub cgroup_name: String,
     starts: usize,
-    _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
+    _shared: Option<crate::SharedRuns>,
 }
 
 fn copy_dir(from: &Path, to: &Path) {

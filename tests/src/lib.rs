@@ -82,12 +82,29 @@ pub fn exclusive() -> Exclusive {
     Exclusive { _guard: guard }
 }
 
-fn shared() -> Option<RwLockReadGuard<'static, ()>> {
+/// The shared side of the run lock, held while any returned handle lives.
+pub type SharedRuns = std::rc::Rc<RwLockReadGuard<'static, ()>>;
+
+thread_local! {
+    /// This thread's shared guard while any handle to it lives: taking the
+    /// read lock again on a thread that holds it would deadlock as soon as
+    /// another test waits for the write side (the lock prefers writers).
+    static SHARED: std::cell::RefCell<std::rc::Weak<RwLockReadGuard<'static, ()>>> =
+        const { std::cell::RefCell::new(std::rc::Weak::new()) };
+}
+
+fn shared() -> Option<SharedRuns> {
     if EXCLUSIVE.with(std::cell::Cell::get) {
-        None
-    } else {
-        Some(RUNS.read().unwrap_or_else(|e| e.into_inner()))
+        return None;
     }
+    SHARED.with(|held| {
+        if let Some(g) = held.borrow().upgrade() {
+            return Some(g);
+        }
+        let g = std::rc::Rc::new(RUNS.read().unwrap_or_else(|e| e.into_inner()));
+        *held.borrow_mut() = std::rc::Rc::downgrade(&g);
+        Some(g)
+    })
 }
 
 // ---------------------------------------------------------------- function directories
@@ -378,7 +395,7 @@ pub struct Running {
     out: tempfile::NamedTempFile,
     err: tempfile::NamedTempFile,
     _input: Option<tempfile::NamedTempFile>,
-    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _shared: Option<SharedRuns>,
     what: String,
 }
 
@@ -699,6 +716,6 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// The shared side of the run lock (None when this thread holds [`exclusive`]):
 /// a long-lived sandbox owner such as a test daemon holds it for its life.
-pub fn run_guard() -> Option<RwLockReadGuard<'static, ()>> {
+pub fn run_guard() -> Option<SharedRuns> {
     shared()
 }
