@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use paddock_policies::policy::FUNCTION_MOUNT;
 use paddock_policies::{seccomp_profiles, Policy, Protocol, Runtime};
 use paddock_sandbox::{
-    CgroupParent, CgroupSpec, CompiledSeccomp, ExecSpec, ExtraBind, IdMap, LandlockMode, Rlimits,
-    RootSpec, SandboxSpec, SeccompError, SeccompSpec, WorkSpec,
+    CgroupParent, CgroupSpec, CompiledSeccomp, ExecSpec, ExtraBind, IdMap, LandlockMode, Launcher,
+    Rlimits, RootSpec, Sandbox, SandboxSpec, SeccompError, SeccompSpec, SpawnError, WorkSpec,
 };
 
 use crate::error::RuntimeError;
@@ -66,6 +67,19 @@ pub struct LaunchContext {
     pub ids: IdMap,
     /// Record per-step launch timings into the report (`launch_trace`).
     pub trace: bool,
+    /// Clone through this launcher process (the daemon's, so a launch does
+    /// not copy the daemon), or here when None (`paddockd run`, tests).
+    pub launcher: Option<Rc<Launcher>>,
+}
+
+impl LaunchContext {
+    /// Make the sandbox, through the launcher when there is one.
+    pub fn spawn(&self, spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
+        match &self.launcher {
+            Some(l) => l.spawn(spec),
+            None => paddock_sandbox::spawn(spec),
+        }
+    }
 }
 
 /// One invocation's own inputs.

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use paddock_policies::{Protocol, Runtime};
-use paddock_sandbox::{spawn, Exit, Sandbox, SpawnError};
+use paddock_sandbox::{Exit, Sandbox, SpawnError};
 
 use crate::error::RuntimeError;
 use crate::native::{self, Invocation, LaunchContext, PreparedPolicy, INPUT_NAME, OUTPUT_NAME};
@@ -87,7 +87,7 @@ pub fn start(
     let work = native::work_bytes(&p.policy, inv.input.len());
     let spec = native::sandbox_spec(p, ctx, inv.command.as_deref(), work)?;
     let started = Instant::now();
-    match spawn(&spec) {
+    match ctx.spawn(&spec) {
         Ok(sb) => start_prepared(p, sb, inv, queued),
         Err(e) => Ok(Err(RunReport::failed(
             ctx.ids.host_uid,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use paddock_policies::{Protocol, Runtime};
-use paddock_sandbox::{spawn, CgroupUsage, Exit, Sandbox};
+use paddock_sandbox::{CgroupUsage, Exit, Sandbox};
 
 use crate::error::RuntimeError;
 use crate::native::{self, Invocation, LaunchContext, PreparedPolicy, DEFAULT_PATH};
@@ -168,7 +168,10 @@ pub fn launch(
     spec.exec.env = vec![("PATH".into(), DEFAULT_PATH.into())];
     spec.stdin_pipe = true;
     let started = Instant::now();
-    let mut sb = match spawn(&spec).and_then(|mut sb| sb.start(&[]).map(|()| sb)) {
+    let mut sb = match ctx
+        .spawn(&spec)
+        .and_then(|mut sb| sb.start(&[]).map(|()| sb))
+    {
         Ok(sb) => sb,
         Err(e) => {
             return Ok(Err(RunReport::failed(

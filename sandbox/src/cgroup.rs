@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::error::SpawnError;
 
 /// Where run cgroups are created: the caller's own cgroup in each hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CgroupParent {
     /// cgroup v1: one directory per controller hierarchy (cpu and cpuacct may
     /// be the same directory when co-mounted).
@@ -39,7 +39,7 @@ pub enum CgroupParent {
 }
 
 /// Which cgroup version a parent uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CgroupVersion {
     V1,
     V2,
@@ -352,6 +352,17 @@ impl Cgroup {
     /// The cgroup version.
     pub fn version(&self) -> CgroupVersion {
         self.version
+    }
+
+    /// Take charge of a run cgroup another process created (a
+    /// [`crate::Launcher`]): its version and directories, as [`Cgroup::dirs`]
+    /// gave them there.
+    pub(crate) fn adopt(version: CgroupVersion, dirs: Vec<PathBuf>) -> Cgroup {
+        Cgroup {
+            version,
+            dirs,
+            dir_fd: None,
+        }
     }
 
     /// The run's directories.

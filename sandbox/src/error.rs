@@ -20,6 +20,8 @@ pub enum Step {
     IdMap = 5,
     CgroupAttach = 6,
     Handshake = 7,
+    /// Talking to the launcher process ([`crate::Launcher`]).
+    Launcher = 8,
     // Child side.
     WaitParent = 20,
     DeathSignal = 21,
@@ -56,7 +58,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, for decoding what the child sends.
-    const ALL: [Step; 37] = [
+    const ALL: [Step; 38] = [
         Step::Channel,
         Step::Pipes,
         Step::Cgroup,
@@ -64,6 +66,7 @@ impl Step {
         Step::IdMap,
         Step::CgroupAttach,
         Step::Handshake,
+        Step::Launcher,
         Step::WaitParent,
         Step::DeathSignal,
         Step::SwitchIds,
@@ -110,6 +113,7 @@ impl Step {
             Step::IdMap => "id_map",
             Step::CgroupAttach => "cgroup_attach",
             Step::Handshake => "handshake",
+            Step::Launcher => "launcher",
             Step::WaitParent => "wait_parent",
             Step::DeathSignal => "death_signal",
             Step::SwitchIds => "switch_ids",
@@ -230,6 +234,14 @@ pub enum SpawnError {
     /// The child went away without saying why.
     #[error("sandbox child died during setup ({0})")]
     ChildDied(String),
+    /// A launch made by a [`crate::Launcher`] failed there; this is what it
+    /// reported (the step and errno, when it had them, and its message).
+    #[error("{message}")]
+    Launcher {
+        step: Option<Step>,
+        errno: Option<Errno>,
+        message: String,
+    },
 }
 
 impl SpawnError {
@@ -239,6 +251,7 @@ impl SpawnError {
             SpawnError::Child { step, .. } | SpawnError::Parent { step, .. } => Some(*step),
             SpawnError::Cgroup { .. } => Some(Step::Cgroup),
             SpawnError::LandlockNotEnforced(_) => Some(Step::Landlock),
+            SpawnError::Launcher { step, .. } => *step,
             _ => None,
         }
     }
@@ -248,6 +261,7 @@ impl SpawnError {
         match self {
             SpawnError::Child { errno, .. } | SpawnError::Parent { errno, .. } => Some(*errno),
             SpawnError::Cgroup { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            SpawnError::Launcher { errno, .. } => *errno,
             _ => None,
         }
     }

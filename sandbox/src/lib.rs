@@ -17,6 +17,7 @@ mod child;
 pub mod error;
 mod fd;
 pub mod landlock;
+mod launcher;
 mod mount;
 mod namespaces;
 mod rlimit;
@@ -31,6 +32,7 @@ pub mod work;
 pub use cgroup::{Cgroup, CgroupParent, CgroupUsage, CgroupVersion};
 pub use error::{SpawnError, Step};
 pub use landlock::LandlockStatus;
+pub use launcher::Launcher;
 pub use seccomp::{CompiledSeccomp, SeccompError, SeccompSpec};
 pub use spawn::{spawn, Exit, Sandbox};
 pub use spec::{

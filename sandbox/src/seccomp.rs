@@ -233,6 +233,15 @@ impl CompiledSeccomp {
         Ok(CompiledSeccomp { program })
     }
 
+    /// The program as plain numbers (code, jt, jf, k), e.g. to send it to
+    /// a [`crate::Launcher`].
+    fn words(&self) -> Vec<(u16, u8, u8, u32)> {
+        self.program
+            .iter()
+            .map(|i| (i.code, i.jt, i.jf, i.k))
+            .collect()
+    }
+
     /// BPF instructions (for benchmarks and tests).
     pub fn instructions(&self) -> usize {
         self.program.len()
@@ -247,6 +256,26 @@ impl CompiledSeccomp {
             }
             _ => nix::errno::Errno::EINVAL,
         })
+    }
+}
+
+impl serde::Serialize for CompiledSeccomp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.words().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CompiledSeccomp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let words = Vec::<(u16, u8, u8, u32)>::deserialize(d)?;
+        if words.is_empty() || words.len() > MAX_INSNS {
+            return Err(serde::de::Error::custom("seccomp program length"));
+        }
+        let program = words
+            .into_iter()
+            .map(|(code, jt, jf, k)| insn(code, jt, jf, k))
+            .collect();
+        Ok(CompiledSeccomp { program })
     }
 }
 

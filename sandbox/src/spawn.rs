@@ -67,6 +67,21 @@ pub struct Sandbox {
 /// A prepared sandbox can wait as long as its caller likes (a pool of them
 /// takes the set-up off an invocation's path); it is used once.
 pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
+    // A half-made sandbox is dropped with the error: killed, reaped, removed.
+    launch(spec, false).map_err(|(e, _)| e)
+}
+
+/// Who becomes the sandbox init's parent.
+pub(crate) type CloneParent = bool;
+
+/// The launch itself. With `clone_parent` the init becomes a child of the
+/// caller's parent (CLONE_PARENT: a [`crate::Launcher`] clones for the
+/// daemon, which alone can then reap it), so on a failure after the clone
+/// the half-made sandbox comes back with the error, for its handing over.
+pub(crate) fn launch(
+    spec: &SandboxSpec,
+    clone_parent: CloneParent,
+) -> Result<Sandbox, (SpawnError, Option<Sandbox>)> {
     let t0 = Instant::now();
     let mut marks: Vec<(Mark, u64)> = Vec::new();
     let mark = |m: &'static str, marks: &mut Vec<(Mark, u64)>| {
@@ -76,10 +91,10 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
     };
     let threads = sys::thread_count();
     if threads != 1 {
-        return Err(SpawnError::MultiThreaded(threads));
+        return Err((SpawnError::MultiThreaded(threads), None));
     }
     // Everything that allocates or reads the host happens before the clone.
-    let root = RootPlan::new(&spec.root)?;
+    let root = RootPlan::new(&spec.root).map_err(|e| (e, None))?;
     let mut write = vec![PathBuf::from("/tmp")];
     if spec.root.work.is_some() {
         write.push(PathBuf::from("/work"));
@@ -96,16 +111,19 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
         rlimits: RlimitPlan::new(&spec.rlimits),
         last_cap: sys::last_cap(),
         seccomp: spec.seccomp.clone(),
-        exec: ExecPlan::new(&spec.exec)?,
+        exec: ExecPlan::new(&spec.exec).map_err(|e| (e, None))?,
         trace: spec.trace.then_some(t0),
     };
     mark("plan", &mut marks);
-    let (parent_sock, child_sock) = sync::channel().map_err(|errno| SpawnError::Parent {
-        step: Step::Channel,
-        call: "socketpair",
-        errno,
+    let (parent_sock, child_sock) = sync::channel().map_err(|errno| {
+        let e = SpawnError::Parent {
+            step: Step::Channel,
+            call: "socketpair",
+            errno,
+        };
+        (e, None)
     })?;
-    let (parent_stdio, child_stdio) = fd::stdio_pipes(spec.stdin_pipe)?;
+    let (parent_stdio, child_stdio) = fd::stdio_pipes(spec.stdin_pipe).map_err(|e| (e, None))?;
     mark("channel and pipes", &mut marks);
     let cgroup = Cgroup::create(
         &spec.cgroup.parent,
@@ -115,9 +133,14 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
             pids: spec.cgroup.pids,
             cpu_millicores: spec.cgroup.cpu_millicores,
         },
-    )?;
+    )
+    .map_err(|e| (e, None))?;
     mark("cgroup created", &mut marks);
-    let cloned = sys::clone3(namespaces::clone_flags(), cgroup.clone_into_fd());
+    let cloned = sys::clone3(
+        namespaces::clone_flags(),
+        cgroup.clone_into_fd(),
+        clone_parent,
+    );
     let (pid, pidfd) = match cloned {
         Ok(Cloned::Child) => {
             drop(parent_sock);
@@ -127,7 +150,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             let _ = cgroup.remove();
-            return Err(SpawnError::parent(Step::Clone, e));
+            return Err((SpawnError::parent(Step::Clone, e), None));
         }
     };
     drop(child_sock);
@@ -151,7 +174,22 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
         trace: marks,
         t0,
     };
-    // On any error below, dropping `sb` kills, reaps and removes the cgroup.
+    match handshake(&mut sb, spec) {
+        Ok(()) => Ok(sb),
+        Err(e) => Err((e, Some(sb))),
+    }
+}
+
+/// After the clone: map ids, join the cgroup, let the child go and wait for
+/// it to be ready. On error the caller still holds the sandbox to clean up.
+fn handshake(sb: &mut Sandbox, spec: &SandboxSpec) -> Result<(), SpawnError> {
+    let t0 = sb.t0;
+    let mark = |m: &'static str, marks: &mut Vec<(Mark, u64)>| {
+        if spec.trace {
+            marks.push((Mark::Parent(m), trace::since(t0)));
+        }
+    };
+    let pid = sb.pid;
     namespaces::write_maps(pid, &spec.ids)?;
     mark("id maps", &mut sb.trace);
     if let Some(cg) = &sb.cgroup {
@@ -199,10 +237,100 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, SpawnError> {
     if spec.landlock == LandlockMode::Required && sb.landlock != LandlockStatus::FullyEnforced {
         return Err(SpawnError::LandlockNotEnforced(sb.landlock.as_str()));
     }
-    Ok(sb)
+    Ok(())
+}
+
+/// A sandbox made by another process (a [`crate::Launcher`]), as the
+/// caller receives it: the init is the caller's child.
+pub(crate) struct Adopted {
+    pub pid: libc::pid_t,
+    pub pidfd: OwnedFd,
+    pub sock: OwnedFd,
+    pub stdio: ParentStdio,
+    pub work_dir: Option<OwnedFd>,
+    pub cgroup: Option<Cgroup>,
+    pub landlock: LandlockStatus,
+    pub host_uid: u32,
+    pub host_gid: u32,
+    pub trace: Vec<(Mark, u64)>,
+}
+
+/// What the launcher sends of a sandbox besides its fds.
+pub(crate) struct HandedOver {
+    pub pid: libc::pid_t,
+    pub landlock: LandlockStatus,
+    pub host_uid: u32,
+    pub host_gid: u32,
+    pub cgroup: Option<(crate::cgroup::CgroupVersion, Vec<PathBuf>)>,
+    pub has_stdin: bool,
+    pub has_work: bool,
+    pub trace: Vec<(Mark, u64)>,
 }
 
 impl Sandbox {
+    pub(crate) fn adopt(a: Adopted) -> Sandbox {
+        let trace_end = a.trace.last().map(|&(_, ns)| ns).unwrap_or(0);
+        let now = Instant::now();
+        Sandbox {
+            pid: a.pid,
+            pidfd: a.pidfd,
+            sock: a.sock,
+            stdio: a.stdio,
+            work_dir: a.work_dir,
+            cgroup: a.cgroup,
+            landlock: a.landlock,
+            host_uid: a.host_uid,
+            host_gid: a.host_gid,
+            started: now,
+            exit: None,
+            exec_failed: None,
+            payload_status: None,
+            go: false,
+            trace: a.trace,
+            // Later stamps continue the launcher's clock, near enough.
+            t0: now
+                .checked_sub(Duration::from_nanos(trace_end))
+                .unwrap_or(now),
+        }
+    }
+
+    /// The launcher's side: describe the sandbox, give up its fds (pidfd,
+    /// channel, stdout, stderr, then stdin and /work when present) and
+    /// forget it without ending it: it is the caller's now.
+    pub(crate) fn hand_over(mut self) -> (HandedOver, Vec<OwnedFd>) {
+        let cgroup = self.cgroup.take().map(|c| (c.version(), c.dirs().to_vec()));
+        let mut fds = Vec::with_capacity(6);
+        let stdin = self.stdio.stdin.take();
+        let work = self.work_dir.take();
+        let info = HandedOver {
+            pid: self.pid,
+            landlock: self.landlock,
+            host_uid: self.host_uid,
+            host_gid: self.host_gid,
+            cgroup,
+            has_stdin: stdin.is_some(),
+            has_work: work.is_some(),
+            trace: std::mem::take(&mut self.trace),
+        };
+        let dup = |f: BorrowedFd<'_>| f.try_clone_to_owned();
+        // The handle's own fds close with it; duplicates travel.
+        for f in [
+            self.pidfd.as_fd(),
+            self.sock.as_fd(),
+            self.stdio.stdout.as_fd(),
+            self.stdio.stderr.as_fd(),
+        ] {
+            if let Ok(d) = dup(f) {
+                fds.push(d);
+            }
+        }
+        fds.extend(stdin);
+        fds.extend(work);
+        // Nothing to end here: mark it ended so dropping only closes fds.
+        self.exit = Some(Exit::Killed(0));
+        (info, fds)
+    }
+
     /// Run the command: the init forks the payload, which installs seccomp
     /// and execs with `env` added to the spec's environment (these entries
     /// come first, so they win for getenv; repeat no name of the spec's).

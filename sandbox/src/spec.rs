@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::cgroup::CgroupParent;
 use crate::seccomp::CompiledSeccomp;
 
 /// Everything `spawn` needs to launch one process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxSpec {
     /// What to execute inside the sandbox (paths as seen inside).
     pub exec: ExecSpec,
@@ -33,7 +35,7 @@ pub struct SandboxSpec {
 }
 
 /// The command and its environment, as seen inside the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecSpec {
     /// Absolute path of the program inside the sandbox.
     pub path: PathBuf,
@@ -46,14 +48,14 @@ pub struct ExecSpec {
 }
 
 /// Sandbox uid/gid 0 map to these host ids (one id each, nothing else mapped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMap {
     pub host_uid: u32,
     pub host_gid: u32,
 }
 
 /// The new root: a tmpfs holding only what is listed here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootSpec {
     /// Host paths bound read-only (nosuid, nodev) at the same path. A path that
     /// is a symlink on the host is recreated as the same symlink.
@@ -78,14 +80,14 @@ pub struct RootSpec {
 }
 
 /// A read-only bind of `host` at `target` (inside the sandbox).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraBind {
     pub host: PathBuf,
     pub target: PathBuf,
 }
 
 /// The FILE protocol's work directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkSpec {
     /// Size and inode count of the `/work` tmpfs.
     pub bytes: u64,
@@ -96,7 +98,7 @@ pub struct WorkSpec {
 }
 
 /// The per-run cgroup and its limits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CgroupSpec {
     /// Where run cgroups are created (resolved once per process).
     pub parent: Arc<CgroupParent>,
@@ -109,14 +111,14 @@ pub struct CgroupSpec {
 }
 
 /// setrlimit values. RLIMIT_CORE is always 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rlimits {
     pub nofile: u64,
     pub fsize_bytes: u64,
 }
 
 /// Whether landlock must be fully enforced or is applied as far as the kernel can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LandlockMode {
     /// Fail the launch unless every right we ask for is enforced.
     Required,

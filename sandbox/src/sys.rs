@@ -53,7 +53,11 @@ pub(crate) enum Cloned {
 /// clone3 with CLONE_PIDFD, the given namespace flags and, when `cgroup` is
 /// given, CLONE_INTO_CGROUP. The child gets a copy of the address space (no
 /// CLONE_VM) and returns from this function like fork(2).
-pub(crate) fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> SysResult<Cloned> {
+pub(crate) fn clone3(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    clone_parent: bool,
+) -> SysResult<Cloned> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -61,6 +65,12 @@ pub(crate) fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> SysResult<Cl
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    if clone_parent {
+        // The child's parent is ours; its exit signal is then our own (the
+        // kernel refuses any other with CLONE_PARENT).
+        args.flags |= libc::CLONE_PARENT as u64;
+        args.exit_signal = 0;
+    }
     if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;

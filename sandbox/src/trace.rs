@@ -16,7 +16,30 @@ pub enum Mark {
     Child(Step),
 }
 
+/// The parent-side moments `spawn` stamps.
+const PARENT_LABELS: [&str; 9] = [
+    "plan",
+    "channel and pipes",
+    "cgroup created",
+    "clone3",
+    "id maps",
+    "cgroup attach",
+    "ready received",
+    "go sent",
+    "launcher",
+];
+
 impl Mark {
+    /// The static label for a parent moment named `label` (as sent by a
+    /// launcher); an unknown one reads "launcher".
+    pub(crate) fn parent_label(label: &str) -> &'static str {
+        PARENT_LABELS
+            .iter()
+            .copied()
+            .find(|l| *l == label)
+            .unwrap_or("launcher")
+    }
+
     /// A short label.
     pub fn label(self) -> String {
         match self {

@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use serde_json::{json, Value};
 use paddock_policies::{DaemonConfig, GroupRef, Policy, Runtime};
 use paddock_runtimes::oneshot::{self, Run};
 use paddock_runtimes::{Invocation, LaunchContext, RunReport, Status};
-use paddock_sandbox::{cgroup, CgroupParent, IdMap};
+use paddock_sandbox::{cgroup, CgroupParent, IdMap, Launcher};
 
 use crate::conn::{Conn, Peer, ReadOutcome};
 use crate::protocol::{self, Code, ErrorReply, InvokeReq, Request};
@@ -75,6 +76,8 @@ pub enum ServeError {
     NotRoot(u32),
     #[error("cgroups: {0}")]
     Cgroup(io::Error),
+    #[error("launcher: {0}")]
+    Launcher(paddock_sandbox::SpawnError),
     #[error("socket {}: {msg}", path.display())]
     Socket { path: PathBuf, msg: String },
     #[error("{what}: {source}")]
@@ -162,6 +165,8 @@ struct Daemon {
     max_conns: usize,
     /// warm: runners of `mode = "warm"` functions and their calls.
     warm: Warm,
+    /// The small process that clones every sandbox.
+    launcher: Rc<Launcher>,
 }
 
 fn resolve_groups(groups: &[GroupRef]) -> Vec<u32> {
@@ -405,6 +410,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     let cgroups = CgroupParent::discover().map_err(ServeError::Cgroup)?;
     cgroups.prepare_v2().map_err(ServeError::Cgroup)?;
+    // Every sandbox is cloned by this small copy of the daemon, made now
+    // while the daemon is small (after prepare_v2: it shares our leaf).
+    let launcher = Rc::new(Launcher::start().map_err(ServeError::Launcher)?);
     // A killed predecessor's sandboxes died with it (PDEATHSIG); its cgroups remain.
     let prefix = format!("{}-d-", config.sandbox.cgroup_name);
     let stale_cgroups = cgroup::reap_stale(&cgroups, &prefix, Duration::from_secs(2));
@@ -493,6 +501,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         seq: 0,
         max_conns,
         warm: Warm::default(),
+        launcher,
     };
     d.run_loop();
     // warm: nothing of a runner outlives the daemon.
@@ -1134,6 +1143,7 @@ impl Daemon {
                 host_gid: host,
             },
             trace: false,
+            launcher: Some(self.launcher.clone()),
         };
         let queued = now - q.arrived;
         let execution_id = q.inv.execution_id.clone();
@@ -1388,6 +1398,7 @@ impl Daemon {
             uid_base: self.config.sandbox.uid_base,
             uid_count: self.config.sandbox.uid_count,
             cgroup_name: &self.config.sandbox.cgroup_name,
+            launcher: &self.launcher,
         };
         let started = self.warm.start(
             self.poll.registry(),

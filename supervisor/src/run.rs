@@ -104,6 +104,8 @@ pub fn run(req: &RunRequest) -> Result<RunReport, RunError> {
             host_uid: host,
             host_gid: host,
         },
+        // A one-shot process is small: it clones the sandbox itself.
+        launcher: None,
         // PADDOCK_TRACE=1: where the launch time goes, step by step, on stderr.
         trace: std::env::var_os("PADDOCK_TRACE").is_some_and(|v| v == "1"),
     };

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,7 @@ use sha2::{Digest, Sha256};
 use paddock_policies::{Mode, Policy, Runtime};
 use paddock_runtimes::warm::{self, Lost, WarmRunner};
 use paddock_runtimes::{Invocation, LaunchContext, RunReport};
-use paddock_sandbox::{CgroupParent, IdMap};
+use paddock_sandbox::{CgroupParent, IdMap, Launcher};
 
 use crate::protocol::{Code, ErrorReply};
 use crate::registry::{Function, Registry};
@@ -139,6 +140,7 @@ pub(crate) struct Launch<'a> {
     pub uid_base: u32,
     pub uid_count: u32,
     pub cgroup_name: &'a str,
+    pub launcher: &'a Rc<Launcher>,
 }
 
 /// Every warm runner of the daemon.
@@ -324,6 +326,7 @@ impl Warm {
                 host_gid: host,
             },
             trace: false,
+            launcher: Some(l.launcher.clone()),
         };
         let sha = key.sha256.map(|h| hex(&h));
         let r = match warm::launch(&func.prepared, &ctx, sha.as_deref()) {
