@@ -54,6 +54,9 @@ const MIX: [(&str, &str, &str, &[&str]); 6] = [
 #[test]
 fn soak_mixed_invocations_at_twice_capacity_each_get_one_answer_and_nothing_leaks() {
     require_root();
+    // Host-wide counts (mounts, cgroups, sandbox processes) are compared: no
+    // other test's sandbox may come or go meanwhile.
+    let _x = integration_tests::exclusive();
     let total = env_usize("PADDOCK_SOAK_INVOCATIONS", 600);
     let concurrency = 4;
     let clients = 2 * concurrency;
@@ -197,6 +200,8 @@ fn soak_idle_connections_at_a_low_fd_limit_do_not_lock_others_out() {
 #[test]
 fn soak_daemon_killed_at_random_points_loses_no_deployed_function() {
     require_root();
+    // Checks that no sandbox process is left anywhere on the host.
+    let _x = integration_tests::exclusive();
     let rounds = env_usize("PADDOCK_CRASH_ROUNDS", 6);
     let mut d = TestDaemon::start();
     // The latest version each function is known to have been deployed at.
