@@ -17,10 +17,16 @@ out_dir=${1:-$top/target/debian}
 die() { echo "build-deb: $*" >&2; exit 1; }
 note() { echo "build-deb: $*" >&2; }
 
-for tool in dpkg-deb dpkg-parsechangelog strip gzip md5sum; do
+for tool in dpkg-deb dpkg-parsechangelog dpkg-shlibdeps strip gzip md5sum; do
     command -v "$tool" >/dev/null || die "$tool is missing (apt-get install dpkg-dev binutils)"
 done
-[ -x "$bin_dir/paddockd" ] || die "$bin_dir/paddockd is missing: run cargo build --release --workspace --bins"
+# The package is incomplete without any one of its binaries or man pages.
+for b in paddockd paddock paddock-wasm; do
+    [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing: run cargo build --release --workspace --bins"
+done
+for page in paddockd.8 paddock.1 paddock-wasm.1; do
+    [ -s "$pkg/man/$page" ] || die "packaging/man/$page is missing"
+done
 
 # The Debian version is the workspace version plus a revision, and the
 # changelog's top entry must say so.
@@ -53,30 +59,22 @@ put_man() { # put_man PAGE SECTION
     chmod 0644 "$root/usr/share/man/man$2/$1.$2.gz"
 }
 
-# Binaries, each with its man page. The client and the WASM runner are
-# included when they are built; the package says which in its file list.
+# Binaries, each with its man page; the client with its completions.
 put_bin "$bin_dir/paddockd" usr/sbin/paddockd
 put_man paddockd 8
-if [ -x "$bin_dir/paddock" ]; then
-    put_bin "$bin_dir/paddock" usr/bin/paddock
-    put_man paddock 1
-    put 0644 "$pkg/completions/paddock.bash" usr/share/bash-completion/completions/paddock
-    put 0644 "$pkg/completions/_paddock" usr/share/zsh/vendor-completions/_paddock
-else
-    note "NOTICE: $bin_dir/paddock is not built: the package has no paddock client, man page or completions"
-fi
-if [ -x "$bin_dir/paddock-wasm" ]; then
-    put_bin "$bin_dir/paddock-wasm" usr/lib/paddock/paddock-wasm
-    put_man paddock-wasm 1
-else
-    note "NOTICE: $bin_dir/paddock-wasm is not built: the package has no WASM runner"
-fi
+put_bin "$bin_dir/paddock" usr/bin/paddock
+put_man paddock 1
+put 0644 "$pkg/completions/paddock.bash" usr/share/bash-completion/completions/paddock
+put 0644 "$pkg/completions/_paddock" usr/share/zsh/vendor-completions/_paddock
+put_bin "$bin_dir/paddock-wasm" usr/lib/paddock/paddock-wasm
+put_man paddock-wasm 1
 
 put 0644 "$pkg/systemd/paddockd.service" usr/lib/systemd/system/paddockd.service
 
-# Configuration: the default daemon config and the native example functions.
+# Configuration: the default daemon config and the example functions that
+# need no build step (echo-wat's module is WAT text, loaded as it is).
 put 0644 policies/paddockd.toml etc/paddock/paddockd.toml
-for ex in hello-python hello-node wordcount-sh; do
+for ex in hello-python hello-node wordcount-sh echo-wat; do
     put 0644 "policies/examples/$ex.toml" "etc/paddock/functions/$ex.toml"
     for f in policies/examples/"$ex"/*; do
         mode=0644
@@ -109,21 +107,12 @@ done
 
 # Depends: what the binaries link (dpkg-shlibdeps reads the ELF files), plus
 # adduser for postinst's addgroup.
-shlibs=""
-if command -v dpkg-shlibdeps >/dev/null; then
-    mkdir -p "$stage/src/debian"
-    printf 'Source: paddock\n\nPackage: paddock\nArchitecture: any\n' >"$stage/src/debian/control"
-    elfs=()
-    for f in usr/sbin/paddockd usr/bin/paddock usr/lib/paddock/paddock-wasm; do
-        [ -f "$root/$f" ] && elfs+=("$root/$f")
-    done
-    shlibs=$(cd "$stage/src" && dpkg-shlibdeps -O "${elfs[@]}" 2>/dev/null |
-        sed -n 's/^shlibs:Depends=//p')
-fi
-if [ -z "$shlibs" ]; then
-    note "NOTICE: dpkg-shlibdeps is unavailable; using a fixed libc6/libgcc-s1 dependency"
-    shlibs="libc6 (>= 2.34), libgcc-s1 (>= 4.2)"
-fi
+mkdir -p "$stage/src/debian"
+printf 'Source: paddock\n\nPackage: paddock\nArchitecture: any\n' >"$stage/src/debian/control"
+shlibs=$(cd "$stage/src" && dpkg-shlibdeps -O "$root/usr/sbin/paddockd" "$root/usr/bin/paddock" \
+    "$root/usr/lib/paddock/paddock-wasm" | sed -n 's/^shlibs:Depends=//p') ||
+    die "dpkg-shlibdeps failed"
+[ -n "$shlibs" ] || die "dpkg-shlibdeps found no shared-library dependency"
 depends="adduser, $shlibs"
 
 installed_size=$(du -sk --apparent-size --exclude=DEBIAN "$root" | cut -f1)

@@ -7,7 +7,7 @@
 #   - every long option the man page or a completion names is one the binary
 #     prints, so a renamed or removed flag cannot linger in the docs.
 # Usage: packaging/check-docs.sh [BIN_DIR]   (default: target/release)
-# A binary that is not built is skipped with a notice.
+# A binary that is not built, or a man page that is missing, fails the check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin_dir=${1:-target/release}
@@ -35,7 +35,7 @@ check_binary() {
     local docs=("$man" "$@")
     local exe=$bin_dir/$name
     if [ ! -x "$exe" ]; then
-        echo "check-docs: $exe is not built; skipping $name" >&2
+        problem "$exe is not built (cargo build --release --workspace --bins)"
         return
     fi
     local top help_all subs sub
@@ -70,6 +70,10 @@ check_binary() {
     echo "check-docs: $name: $(wc -w <<<"$subs") subcommands, $(wc -w <<<"$have_opts") long options, ${#docs[@]} documents checked" >&2
 }
 
+for doc in "$man_dir/paddockd.8" "$man_dir/paddock.1" "$man_dir/paddock-wasm.1" \
+    "$comp_dir/paddock.bash" "$comp_dir/_paddock"; do
+    [ -s "$doc" ] || { problem "$doc is missing"; exit 1; }
+done
 check_binary paddockd "$man_dir/paddockd.8"
 check_binary paddock "$man_dir/paddock.1" "$comp_dir/paddock.bash" "$comp_dir/_paddock"
 check_binary paddock-wasm "$man_dir/paddock-wasm.1"

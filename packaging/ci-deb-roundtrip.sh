@@ -3,8 +3,10 @@
 # build release binaries, check the man pages and completions, build the
 # .deb, lintian (no E or W), systemd-analyze verify (no output), dpkg -i,
 # start the installed daemon the way the unit would (as far as that is
-# possible without systemd), invoke the installed example through the
-# installed client, stop it with SIGTERM, dpkg -P, and check nothing is left.
+# possible without systemd), invoke the installed examples through the
+# installed client, deploy a function, stop it with SIGTERM; dpkg -r keeps
+# /etc/paddock and the deployed function, and a reinstalled daemon serves
+# it again; dpkg -P, and check nothing is left.
 # Every step is bounded in time; an EXIT trap stops the daemon and purges the
 # package whatever failed.
 #
@@ -121,18 +123,30 @@ timeout 120 packaging/check-docs.sh target/release
 step "build the .deb"
 deb=$(timeout 300 packaging/build-deb.sh "$work/out")
 
-step "lintian (fails on E: or W:)"
+step "lintian (fails on any error or warning, and if lintian itself fails)"
+# Exit status 2 is a tag --fail-on names, 1 (or a timeout) lintian itself
+# failing: both fail. Not with --show-overrides: lintian 2.116 then counts
+# the overridden warning (packaging/debian/lintian-overrides) as a warning.
+lrc=0
+timeout 600 lintian -I -E --pedantic --fail-on error,warning "$deb" \
+    >"$work/lintian.txt" 2>&1 || lrc=$?
 # lintian complains about running as root; that line is not a finding.
-timeout 600 lintian -I -E --pedantic --show-overrides "$deb" 2>&1 |
-    grep -v 'running with root privileges is not recommended' | tee "$work/lintian.txt" || true
+grep -v 'running with root privileges is not recommended' "$work/lintian.txt" || true
+[ "$lrc" -eq 0 ] || die "lintian exited with status $lrc: errors or warnings (2), or lintian failed (above)"
+# Belt and braces, should --fail-on ever stop meaning what it says.
 if grep -qE '^(E|W): ' "$work/lintian.txt"; then
-    die "lintian reported errors or warnings (above)"
+    die "lintian reported errors or warnings (above) but exited 0"
 fi
 
 step "dpkg -i"
 installed=1
 timeout 300 dpkg -i "$deb"
 dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -n 's|^\./|/|p' | grep -v '/$' >"$work/files"
+for f in /usr/sbin/paddockd /usr/bin/paddock /usr/lib/paddock/paddock-wasm \
+    /usr/share/man/man8/paddockd.8.gz /usr/share/man/man1/paddock.1.gz \
+    /usr/share/man/man1/paddock-wasm.1.gz; do
+    grep -qx -- "$f" "$work/files" || die "the package lacks $f"
+done
 while read -r f; do
     [ -e "$f" ] || die "$f is in the package but not installed"
 done <"$work/files"
@@ -143,75 +157,119 @@ getent group paddock >/dev/null || die "postinst did not create the paddock grou
 
 step "systemd-analyze verify (fails on any output)"
 for u in "$unit" /usr/lib/systemd/system/paddockd.service; do
-    out=$(timeout 60 systemd-analyze verify "$u" 2>&1) || true
+    vrc=0
+    out=$(timeout 60 systemd-analyze verify "$u" 2>&1) || vrc=$?
     [ -z "$out" ] || die "systemd-analyze verify $u: $out"
+    [ "$vrc" -eq 0 ] || die "systemd-analyze verify $u exited with status $vrc"
     note "$u: clean"
 done
 
 step "paddockd check of the installed policies"
 timeout 60 /usr/sbin/paddockd check
 
-step "start /usr/sbin/paddockd serve"
-if [ "${PADDOCK_ROUNDTRIP_PLAIN:-0}" = 1 ]; then
-    note "PADDOCK_ROUNDTRIP_PLAIN=1: plain start, without the unit's restrictions"
-    /usr/sbin/paddockd serve >"$work/paddockd.log" 2>&1 &
-else
-    # What the unit does, as far as it can be done without systemd: the
-    # capability bounding set and no_new_privs (setpriv), ProtectSystem=full,
-    # ProtectHome=yes and PrivateTmp=yes (a private mount namespace with
-    # read-only /usr, /etc and /boot and empty /home, /root and /tmp), and
-    # PrivateNetwork=yes (clients still reach the pathname socket).
-    caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
-    note "bounding set from the unit: $caps"
-    # shellcheck disable=SC2016
-    unshare --mount --propagation slave --net -- sh -c '
-        for d in /usr /etc /boot; do
-            [ ! -d "$d" ] || { mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" "$d"; } || exit 1
-        done
-        for d in /home /root /tmp; do
-            [ ! -d "$d" ] || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$d" || exit 1
-        done
-        umask 022
-        exec setpriv --bounding-set=-all,'"$caps"' --inh-caps=-all --no-new-privs \
-            /usr/sbin/paddockd serve' >"$work/paddockd.log" 2>&1 &
-fi
-daemon_pid=$!
-timeout 30 "$py" packaging/roundtrip-client.py "$socket_path" wait 20 ||
-    die "paddockd did not accept on $socket_path within 20 s"
-kill -0 "$daemon_pid" 2>/dev/null || die "paddockd exited"
-note "paddockd (pid $daemon_pid) accepts on $socket_path"
+# Starts the installed daemon in the background and waits for its socket.
+start_daemon() {
+    if [ "${PADDOCK_ROUNDTRIP_PLAIN:-0}" = 1 ]; then
+        note "PADDOCK_ROUNDTRIP_PLAIN=1: plain start, without the unit's restrictions"
+        /usr/sbin/paddockd serve >>"$work/paddockd.log" 2>&1 &
+    else
+        # What the unit does, as far as it can be done without systemd: the
+        # capability bounding set and no_new_privs (setpriv), ProtectSystem=full,
+        # ProtectHome=yes and PrivateTmp=yes (a private mount namespace with
+        # read-only /usr, /etc and /boot and empty /home, /root and /tmp), and
+        # PrivateNetwork=yes (clients still reach the pathname socket).
+        local caps
+        caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+        note "bounding set from the unit: $caps"
+        # shellcheck disable=SC2016
+        unshare --mount --propagation slave --net -- sh -c '
+            for d in /usr /etc /boot; do
+                [ ! -d "$d" ] || { mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" "$d"; } || exit 1
+            done
+            for d in /home /root /tmp; do
+                [ ! -d "$d" ] || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$d" || exit 1
+            done
+            umask 022
+            exec setpriv --bounding-set=-all,'"$caps"' --inh-caps=-all --no-new-privs \
+                /usr/sbin/paddockd serve' >>"$work/paddockd.log" 2>&1 &
+    fi
+    daemon_pid=$!
+    timeout 30 "$py" packaging/roundtrip-client.py "$socket_path" wait 20 ||
+        die "paddockd did not accept on $socket_path within 20 s"
+    kill -0 "$daemon_pid" 2>/dev/null || die "paddockd exited"
+    note "paddockd (pid $daemon_pid) accepts on $socket_path"
+    [ "$(perm "$socket_path")" = "660 root:paddock" ] || die "socket is $(perm "$socket_path"), not 660 root:paddock"
+    [ "$(perm /run/paddock)" = "750 root:paddock" ] || die "/run/paddock is $(perm /run/paddock), not 750 root:paddock"
+}
 perm() { stat -c '%a %U:%G' "$1"; }
-[ "$(perm "$socket_path")" = "660 root:paddock" ] || die "socket is $(perm "$socket_path"), not 660 root:paddock"
-[ "$(perm /run/paddock)" = "750 root:paddock" ] || die "/run/paddock is $(perm /run/paddock), not 750 root:paddock"
 
-step "invoke hello-python through the installed client"
-if [ -x /usr/bin/paddock ]; then
-    out=$(timeout 60 /usr/bin/paddock invoke hello-python --input '{"name":"Ada"}') ||
-        die "paddock invoke failed: $out"
-    echo "$out"
-    grep -q 'Hello, Ada!' <<<"$out" || die "paddock invoke hello-python did not greet Ada"
-else
-    note "NOTICE: the package has no /usr/bin/paddock (supervisor/src/bin/paddock.rs is not built yet);"
-    note "NOTICE: invoking through a python3 standard-library client instead"
-    timeout 60 "$py" packaging/roundtrip-client.py "$socket_path" hello-python
-fi
+# SIGTERM; the daemon must exit 0 within 20 s and remove its socket.
+stop_daemon_checked() {
+    kill -TERM "$daemon_pid"
+    for _ in $(seq 1 200); do
+        kill -0 "$daemon_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$daemon_pid" 2>/dev/null && die "paddockd still runs 20 s after SIGTERM"
+    local drc=0
+    wait "$daemon_pid" || drc=$?
+    daemon_pid=""
+    [ "$drc" -eq 0 ] || die "paddockd exited with status $drc after SIGTERM"
+    [ ! -e "$socket_path" ] || die "paddockd left its socket $socket_path"
+    note "paddockd stopped cleanly"
+}
 
-step "the other examples, a deploy into /var/lib/paddock, stats"
+# Every file under /etc/paddock and /var/lib/paddock with its checksum.
+kept_manifest() {
+    find /etc/paddock /var/lib/paddock -type f -print0 | sort -z | xargs -0 sha256sum
+}
+
+step "start /usr/sbin/paddockd serve"
+start_daemon
+
+step "invoke hello-python and echo-wat (WASM) through the installed client"
+out=$(timeout 60 /usr/bin/paddock invoke hello-python --input '{"name":"Ada"}') ||
+    die "paddock invoke hello-python failed: $out"
+echo "$out"
+grep -q 'Hello, Ada!' <<<"$out" || die "paddock invoke hello-python did not greet Ada"
+out=$(timeout 60 /usr/bin/paddock invoke echo-wat --input 'through the installed runner') ||
+    die "paddock invoke echo-wat failed: $out"
+echo "$out"
+[ "$out" = 'through the installed runner' ] || die "echo-wat did not echo its input"
+
+step "the other examples, deploys into /var/lib/paddock, stats"
 timeout 120 "$py" packaging/roundtrip-client.py "$socket_path" checks
 
 step "stop paddockd with SIGTERM"
-kill -TERM "$daemon_pid"
-for _ in $(seq 1 200); do
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
+stop_daemon_checked
+
+step "dpkg -r paddock: configuration and deployed functions stay"
+[ -f /var/lib/paddock/functions/roundtrip-kept/current ] || die "the deployed roundtrip-kept is not in /var/lib/paddock"
+kept_manifest >"$work/kept.before"
+timeout 300 dpkg -r paddock
+st=$(dpkg-query -W -f '${Status}' paddock 2>/dev/null || true)
+[ "$st" = "deinstall ok config-files" ] || die "after dpkg -r the package is '$st', not 'deinstall ok config-files'"
+for f in /usr/sbin/paddockd /usr/bin/paddock /usr/lib/paddock/paddock-wasm; do
+    [ ! -e "$f" ] || die "dpkg -r left $f"
 done
-kill -0 "$daemon_pid" 2>/dev/null && die "paddockd still runs 20 s after SIGTERM"
-drc=0
-wait "$daemon_pid" || drc=$?
-daemon_pid=""
-[ "$drc" -eq 0 ] || die "paddockd exited with status $drc after SIGTERM"
-[ ! -e "$socket_path" ] || die "paddockd left its socket $socket_path"
-note "paddockd stopped cleanly"
+kept_manifest >"$work/kept.after"
+diff -u "$work/kept.before" "$work/kept.after" >&2 ||
+    die "dpkg -r changed or removed files under /etc/paddock or /var/lib/paddock (diff above)"
+note "kept: $(wc -l <"$work/kept.after") files under /etc/paddock and /var/lib/paddock, unchanged"
+
+step "dpkg -i again: the deployed function is served again"
+timeout 300 dpkg -i "$deb"
+# postrm masked the unit on remove; postinst must unmask it.
+[ ! -e /etc/systemd/system/paddockd.service ] && [ ! -L /etc/systemd/system/paddockd.service ] ||
+    die "paddockd.service is still masked after the reinstall"
+[ -L /etc/systemd/system/multi-user.target.wants/paddockd.service ] ||
+    die "paddockd.service is not enabled after the reinstall"
+start_daemon
+out=$(timeout 60 /usr/bin/paddock invoke roundtrip-kept --input 'again') ||
+    die "paddock invoke roundtrip-kept after the reinstall failed: $out"
+echo "$out"
+[ "$out" = AGAIN ] || die "roundtrip-kept answered '$out' after the reinstall, not AGAIN"
+stop_daemon_checked
 
 step "dpkg -P paddock"
 timeout 300 dpkg -P paddock
@@ -232,7 +290,7 @@ else
     [ ! -e /run/paddock ] || leftover /run/paddock
 fi
 for p in /etc/paddock /var/lib/paddock /usr/lib/paddock /usr/share/doc/paddock \
-    /etc/systemd/system/multi-user.target.wants/paddockd.service \
+    /etc/systemd/system/multi-user.target.wants/paddockd.service /etc/systemd/system/paddockd.service \
     /var/lib/systemd/deb-systemd-helper-enabled/paddockd.service.dsh-also \
     /var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/paddockd.service \
     /var/lib/systemd/deb-systemd-helper-masked/paddockd.service; do

@@ -3,9 +3,14 @@
 only Python's standard library (the same way the README shows).
 
   roundtrip-client.py SOCKET wait SECONDS   wait until the socket accepts
-  roundtrip-client.py SOCKET hello-python   invoke hello-python (no paddock CLI yet)
-  roundtrip-client.py SOCKET checks         hello, the other examples, a deploy
-                                            into /var/lib/paddock, remove, stats
+  roundtrip-client.py SOCKET checks         hello, list, the examples the installed
+                                            `paddock` CLI does not invoke, a deploy
+                                            into /var/lib/paddock and its remove, a
+                                            second deploy (roundtrip-kept) left in
+                                            place for the remove/reinstall step, stats
+
+The installed `paddock` CLI does the first invocation; this client does
+what the CLI does not cover (waiting for the socket, deploy with files).
 
 Exits non-zero, saying why, when an answer is not the expected one.
 """
@@ -76,7 +81,7 @@ def checks(path):
     hello = ok(path, {"id": 1, "op": "hello"})
     expect(hello.get("protocol") == 1, "hello: %r" % hello)
     names = {f["name"] for f in ok(path, {"id": 1, "op": "list"})["functions"]}
-    expect({"hello-python", "hello-node", "wordcount-sh"} <= names, "list: %r" % names)
+    expect({"hello-python", "hello-node", "wordcount-sh", "echo-wat"} <= names, "list: %r" % names)
 
     res = invoke(path, "wordcount-sh", "one two\nthree\n")
     expect(json.loads(res["output"]) == {"lines": 2, "words": 3, "bytes": 14},
@@ -99,6 +104,15 @@ def checks(path):
     res = invoke(path, "roundtrip-upper", "deployed")
     expect(res["stdout"].strip() == "DEPLOYED", "deployed stdout %r" % res["stdout"])
     ok(path, {"id": 1, "op": "remove", "function": "roundtrip-upper"})
+    names = {f["name"] for f in ok(path, {"id": 1, "op": "list"})["functions"]}
+    expect("roundtrip-upper" not in names, "removed function still listed: %r" % names)
+
+    # This one stays: `dpkg -r` must keep it, and the reinstalled daemon
+    # must serve it again.
+    ok(path, {"id": 1, "op": "deploy", "function": "roundtrip-kept", "policy": policy,
+              "files": {"upper.py": base64.b64encode(handler).decode()}})
+    res = invoke(path, "roundtrip-kept", "kept")
+    expect(res["stdout"].strip() == "KEPT", "roundtrip-kept stdout %r" % res["stdout"])
 
     stats = ok(path, {"id": 1, "op": "stats"})
     print("  stats: outcomes %s, in_flight %s" % (stats.get("outcomes"), stats.get("in_flight")))
@@ -110,9 +124,6 @@ def main():
     path, what = sys.argv[1], sys.argv[2]
     if what == "wait":
         wait(path, float(sys.argv[3]))
-    elif what == "hello-python":
-        res = invoke(path, "hello-python", '{"name": "Ada"}')
-        expect("Hello, Ada!" in res["stdout"], "hello-python stdout %r" % res["stdout"])
     elif what == "checks":
         checks(path)
     else:
