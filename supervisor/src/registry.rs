@@ -290,8 +290,11 @@ impl Registry {
 
         let dir = self.deployed_dir.join(name);
         fs::create_dir_all(&dir).map_err(internal)?;
-        fs::set_permissions(&self.deployed_dir, fs::Permissions::from_mode(0o755))
-            .map_err(internal)?;
+        // Sandboxes pass through both as their own uid: 0755 whatever the
+        // daemon's umask made them.
+        for d in [&self.deployed_dir, &dir] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(internal)?;
+        }
         let next = fs::read_dir(&dir)
             .map_err(internal)?
             .flatten()
@@ -449,5 +452,122 @@ impl Registry {
                 let _ = fs::remove_dir(&dir);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// FS6: a deployed file name is one plain path component, never a path.
+    #[test]
+    fn registry_file_names_that_are_not_one_plain_component_are_bad_request() {
+        let long = "a".repeat(300);
+        for bad in [
+            "/abs",
+            "a/passwd",
+            "../x",
+            "../../etc/cron.d/x",
+            "..",
+            ".",
+            "",
+            "a\0b",
+            "x/",
+            "/",
+            long.as_str(),
+        ] {
+            let e = check_file_name(bad).expect_err(bad);
+            assert_eq!(e.code, Code::BadRequest, "{bad:?}: {e:?}");
+            assert!(e.message.contains("plain name"), "{bad:?}: {e:?}");
+        }
+        // The longest a file system takes is fine, one byte more is not.
+        assert!(check_file_name(&"b".repeat(255)).is_ok());
+        assert!(check_file_name(&"b".repeat(256)).is_err());
+        for good in ["h.sh", "a..b", ".hidden", "...", "-rf", "x y"] {
+            assert!(check_file_name(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    fn registry_in(dir: &Path) -> (Registry, DaemonConfig) {
+        let config = DaemonConfig {
+            functions_dir: dir.join("functions.d"),
+            state_dir: dir.join("state"),
+            ..DaemonConfig::default()
+        };
+        fs::create_dir_all(&config.state_dir).unwrap();
+        (Registry::new(&config), config)
+    }
+
+    fn b64(data: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+
+    const POLICY: &str = "runtime = \"native\"\ncommand = [\"/bin/sh\", \"/fn/h.sh\"]\n";
+
+    /// FS6: a hostile name anywhere in the map refuses the whole deploy, and
+    /// nothing of it reaches the state directory.
+    #[test]
+    fn registry_hostile_file_name_refuses_the_deploy_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut reg, config) = registry_in(tmp.path());
+        let long = "n".repeat(300);
+        for bad in [
+            "/abs",
+            "a/passwd",
+            "../x",
+            "..",
+            ".",
+            "",
+            "a\0b",
+            long.as_str(),
+        ] {
+            let files: BTreeMap<String, String> = [
+                ("h.sh".to_string(), b64(b"echo hi\n")),
+                ("a".to_string(), b64(b"x")),
+                (bad.to_string(), b64(b"x")),
+            ]
+            .into();
+            let e = reg
+                .deploy("f", POLICY, &files, &["h.sh".into()], &config)
+                .expect_err(bad);
+            assert_eq!(e.code, Code::BadRequest, "{bad:?}: {e:?}");
+            let left: Vec<_> = fs::read_dir(&config.state_dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            assert!(left.is_empty(), "{bad:?} left {left:?}");
+            assert!(reg.get("f").is_none());
+        }
+    }
+
+    /// FS6: files are created new with exactly 0644, or 0755 when listed
+    /// executable, whatever the umask; no set-id or sticky bit can come from
+    /// the request (it carries names and bytes only).
+    #[test]
+    fn registry_deployed_files_are_exactly_0644_or_0755() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut reg, config) = registry_in(tmp.path());
+        let files: BTreeMap<String, String> = [
+            ("h.sh".to_string(), b64(b"echo hi\n")),
+            ("data".to_string(), b64(b"\x00\x01")),
+        ]
+        .into();
+        let f = reg
+            .deploy("f", POLICY, &files, &["h.sh".into()], &config)
+            .expect("deploy");
+        let vdir = f.version_dir.clone().expect("deployed");
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&vdir.join("f/h.sh")), 0o755);
+        assert_eq!(mode(&vdir.join("f/data")), 0o644);
+        assert_eq!(mode(&vdir.join("f.toml")), 0o644);
+        assert_eq!(mode(&vdir.join("f")), 0o755);
+        assert_eq!(mode(&vdir), 0o755);
+        assert_eq!(fs::read(vdir.join("f/data")).unwrap(), b"\x00\x01");
+        let e = reg
+            .deploy("g", POLICY, &files, &["nope".into()], &config)
+            .expect_err("executable not among files");
+        assert_eq!(e.code, Code::BadRequest, "{e:?}");
     }
 }

@@ -38,6 +38,8 @@ pub struct DaemonOpts {
     pub nofile: Option<u64>,
     /// Listen here instead of `<root>/run/paddockd.sock`.
     pub socket: Option<PathBuf>,
+    /// The daemon's umask (started through `sh -c 'umask ...; exec ...'`).
+    pub umask: Option<u32>,
 }
 
 impl DaemonOpts {
@@ -196,16 +198,23 @@ impl TestDaemon {
     fn try_spawn(&mut self) -> Result<(), String> {
         self.starts += 1;
         let err = std::fs::File::create(self.stderr_path()).expect("stderr file");
-        let mut c = match self.opts.nofile {
-            None => Command::new(bin_path("paddockd")),
-            Some(n) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}"))
-                    .arg("--")
-                    .arg(bin_path("paddockd"));
-                c
-            }
-        };
+        // Wrappers exec what follows, so the daemon keeps the child's pid.
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(m) = self.opts.umask {
+            argv.extend(["/bin/sh", "-c"].map(Into::into));
+            argv.push(format!("umask {m:03o} && exec \"$@\"").into());
+            argv.push("sh".into());
+        }
+        if let Some(n) = self.opts.nofile {
+            argv.extend([
+                "prlimit".into(),
+                format!("--nofile={n}:{n}").into(),
+                "--".into(),
+            ]);
+        }
+        argv.push(bin_path("paddockd").into());
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
         c.arg("serve")
             .arg("--config")
             .arg(self.config_path())
@@ -314,6 +323,29 @@ impl TestDaemon {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The daemon's peak resident set size in KiB (VmHWM) since it started
+    /// or since [`TestDaemon::reset_peak_rss`].
+    pub fn peak_rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Resets the daemon's VmHWM to its current RSS (`clear_refs` 5), so
+    /// that [`TestDaemon::peak_rss_kib`] measures from now.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("clear_refs");
+    }
+
+    /// Zombies among the daemon's descendants (its launcher, sandboxes,
+    /// runners): children nobody has reaped.
+    pub fn zombie_descendants(&self) -> Vec<u32> {
+        crate::zombie_descendants(self.pid() as u32)
     }
 
     /// Deploys `name` (files: name, contents, executable) over a fresh

@@ -719,3 +719,67 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn run_guard() -> Option<SharedRuns> {
     shared()
 }
+
+/// Every path beneath `dir` (not following symlinks), sorted; empty when
+/// `dir` does not exist.
+pub fn walk_tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            out.push(p.clone());
+            if is_dir {
+                out.extend(walk_tree(&p));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Host processes descending from `ancestor` (not itself), with their state
+/// letter, zombies included (a zombie keeps its parent until reaped).
+pub fn descendants(ancestor: u32) -> Vec<(u32, char)> {
+    let mut procs: Vec<(u32, u32, char)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // After the command's closing parenthesis: state ppid ...
+            let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
+            let ppid = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            procs.push((pid, ppid, state));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![ancestor];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid, state) in &procs {
+            if ppid == parent && !out.iter().any(|(p, _)| *p == pid) {
+                out.push((pid, state));
+                frontier.push(pid);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Zombies (state Z) among the descendants of `ancestor`: children its
+/// processes have not reaped.
+pub fn zombie_descendants(ancestor: u32) -> Vec<u32> {
+    descendants(ancestor)
+        .into_iter()
+        .filter(|(_, s)| *s == 'Z')
+        .map(|(p, _)| p)
+        .collect()
+}

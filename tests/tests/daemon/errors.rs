@@ -1,8 +1,11 @@
 //! Error codes: bad_request, unknown_op, unknown_function, forbidden,
 //! too_large, busy, invalid_policy, shutting_down, internal.
 
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use integration_tests::daemon::*;
 use integration_tests::require_root;
 use serde_json::json;
@@ -290,4 +293,177 @@ fn errors_sigterm_answers_queued_invocations_shutting_down_and_a_short_run_finis
         .wait_exit(Duration::from_secs(5))
         .expect("daemon did not exit after the drain");
     assert!(st.success(), "exit {st}");
+}
+
+/// FS6 over the socket. The row's "hostile archive" (node-tar's CVE) maps
+/// onto `deploy` like this: a deploy is a flat JSON map of file name →
+/// base64 bytes plus a list of names to mark executable. Nothing is
+/// unpacked: there is no entry type, so a symlink (`a -> /etc`), a hardlink
+/// to /etc/shadow or a device node cannot be expressed at all, and there is
+/// no mode field, so 4755 cannot be asked for except as an unknown key. What
+/// an attacker does control is the names (`../../etc/cron.d/x`, `/abs`,
+/// `a/passwd` beside a file `a`) and whatever else the request carries:
+/// each is bad_request, and nothing is created, in the state directory or
+/// anywhere else.
+#[test]
+fn errors_hostile_deploy_file_names_are_bad_request_and_create_nothing() {
+    require_root();
+    let d = TestDaemon::start();
+    let before = integration_tests::walk_tree(d.root());
+    let long = "n".repeat(300);
+    let policy = sh_policy("", "");
+    for bad in [
+        "/abs",
+        "a/passwd",
+        "../x",
+        "../../etc/cron.d/x",
+        "..",
+        ".",
+        "",
+        "a\0b",
+        long.as_str(),
+    ] {
+        let files: [(&str, &[u8], bool); 3] = [
+            ("h.sh", b"echo hi\n", true),
+            ("a", b"a file named a", false),
+            (bad, b"planted", false),
+        ];
+        let v = d.deploy("fs6", &policy, &files);
+        assert_eq!(code(&v), Some("bad_request"), "{bad:?}: {v}");
+        // As executable too: the name is checked wherever it appears.
+        let v = d.deploy(
+            "fs6",
+            &policy,
+            &[("h.sh", b"echo hi\n", true), (bad, b"x", true)],
+        );
+        assert_eq!(code(&v), Some("bad_request"), "{bad:?} executable: {v}");
+    }
+    // Asking for a mode: the protocol has no such field.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(b"echo hi\n");
+    for extra in [
+        json!({"modes": {"h.sh": 0o4755}}),
+        json!({"mode": 0o4755}),
+        json!({"setuid": ["h.sh"]}),
+    ] {
+        let mut req = json!({"id": 9, "op": "deploy", "function": "fs6", "policy": policy,
+            "files": {"h.sh": b64}, "executable": ["h.sh"]});
+        for (k, x) in extra.as_object().expect("object") {
+            req[k] = x.clone();
+        }
+        let v = d.client().call(&req);
+        assert_eq!(code(&v), Some("bad_request"), "{req}: {v}");
+        assert_eq!(v["id"], 9, "{v}");
+    }
+    assert_eq!(
+        integration_tests::walk_tree(d.root()),
+        before,
+        "a refused deploy changed the daemon's directories"
+    );
+    assert!(!Path::new("/abs").exists(), "/abs created on the host");
+    let v = d.invoke("fs6", "");
+    assert_eq!(code(&v), Some("unknown_function"), "{v}");
+}
+
+/// FS6: files are created exactly 0644, or 0755 when listed executable:
+/// never set-id or sticky, and not narrowed or widened by the daemon's umask
+/// (a restrictive 077 here, which would make them 0600/0700 and unreadable
+/// to the sandbox's uid if the daemon relied on the creation mode). The
+/// sandbox sees the same modes.
+#[test]
+fn errors_deployed_files_are_exactly_0644_or_0755_whatever_the_umask() {
+    require_root();
+    let d = TestDaemon::with(DaemonOpts {
+        umask: Some(0o077),
+        ..Default::default()
+    });
+    // The state directory itself is the admin's (/var/lib/paddock, 0755 from
+    // the package); the daemon made this one at start-up, under its umask.
+    std::fs::set_permissions(d.state_dir(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod state dir");
+    let script = "stat -c '%n %a' /fn/h.sh /fn/data /fn/tool\n";
+    let v = d.deploy_ok(
+        "modes",
+        &sh_policy("", ""),
+        &[
+            ("h.sh", script.as_bytes(), true),
+            ("data", b"\x00\x01\x02", false),
+            ("tool", b"#!/bin/sh\n", true),
+        ],
+    );
+    let vdir = d.state_dir().join(format!("functions/modes/v{v}"));
+    let mode = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .mode()
+            & 0o7777
+    };
+    for (p, want) in [
+        (vdir.join("modes/h.sh"), 0o755),
+        (vdir.join("modes/tool"), 0o755),
+        (vdir.join("modes/data"), 0o644),
+        (vdir.join("modes.toml"), 0o644),
+        (vdir.join("modes"), 0o755),
+        (vdir.clone(), 0o755),
+        (d.state_dir().join("functions/modes"), 0o755),
+        (d.state_dir().join("functions"), 0o755),
+    ] {
+        assert_eq!(mode(&p), want, "{} is {:o}", p.display(), mode(&p));
+    }
+    let owner = std::fs::metadata(vdir.join("modes/h.sh")).expect("stat");
+    assert_eq!((owner.uid(), owner.gid()), (0, 0), "files not root's");
+    let r = d.invoke("modes", "");
+    assert_eq!(
+        r["result"]["stdout"],
+        "/fn/h.sh 755\n/fn/data 644\n/fn/tool 755\n",
+        "{r}\n{}",
+        d.stderr()
+    );
+}
+
+/// RG1 over the socket: every name of the row is refused by deploy with
+/// bad_request (the name becomes a directory, a file, a cgroup and a log
+/// field), and nothing is created anywhere.
+#[test]
+fn errors_hostile_function_names_are_bad_request_and_create_nothing() {
+    require_root();
+    let d = TestDaemon::start();
+    let before = integration_tests::walk_tree(d.root());
+    let passwd = std::fs::read("/etc/passwd").expect("read /etc/passwd");
+    let long = "a".repeat(300);
+    for name in [
+        "../../etc/passwd",
+        "..",
+        "",
+        "a/b",
+        "-rf",
+        long.as_str(),
+        "ｆｏｏ",
+        "x\n",
+    ] {
+        let v = d.deploy(name, &sh_policy("", ""), &[("h.sh", b"echo hi\n", true)]);
+        assert_eq!(code(&v), Some("bad_request"), "{name:?}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("function name")),
+            "{name:?}: {v}"
+        );
+    }
+    assert_eq!(
+        integration_tests::walk_tree(d.root()),
+        before,
+        "a refused deploy changed the daemon's directories"
+    );
+    assert_eq!(std::fs::read("/etc/passwd").expect("read"), passwd);
+    assert!(!Path::new("/etc/h.sh").exists());
+    let names = d.client().call(&json!({"id": 1, "op": "list"}))["result"]["functions"]
+        .as_array()
+        .expect("functions")
+        .len();
+    let examples = std::fs::read_dir(d.functions_dir())
+        .expect("functions dir")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .count();
+    assert_eq!(names, examples, "only the example functions are listed");
 }
