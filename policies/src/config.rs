@@ -96,6 +96,8 @@ pub struct DaemonLimits {
     pub queue: u32,
     /// Longest request line.
     pub max_line_bytes: u64,
+    /// A warm runner idle this long is stopped.
+    pub warm_idle: Duration,
 }
 
 /// Sandbox identity and cgroup.
@@ -205,6 +207,7 @@ impl Default for DaemonConfig {
                 concurrency: 8,
                 queue: 64,
                 max_line_bytes: 8 << 20,
+                warm_idle: Duration::from_secs(60),
             },
             sandbox: SandboxConfig {
                 uid_base: 100_000,
@@ -396,10 +399,15 @@ impl ConfigCheck<'_> {
         let concurrency = self.at_least("limits.concurrency", concurrency.into(), 1, plain);
         let max_line = l.max_line.map_or(d.limits.max_line_bytes, |s| s.bytes);
         let max_line = self.at_least("limits.max_line", max_line, 1 << 10, format_size);
+        let warm_idle = l
+            .warm_idle_ms
+            .map_or(d.limits.warm_idle.as_millis() as u64, |m| m.millis);
+        let warm_idle = self.at_least("limits.warm_idle_ms", warm_idle, 1, plain);
         let limits = DaemonLimits {
             concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
             queue: l.queue.unwrap_or(d.limits.queue),
             max_line_bytes: max_line,
+            warm_idle: Duration::from_millis(warm_idle),
         };
 
         let s = raw.sandbox;
@@ -624,6 +632,26 @@ mod tests {
         assert_eq!(c, DaemonConfig::default());
         std::fs::write(dir.path().join("bad.toml"), "bogus = 1\n").unwrap();
         assert!(DaemonConfig::load_or_default(&dir.path().join("bad.toml")).is_err());
+    }
+
+    #[test]
+    fn config_warm_idle_ms_is_read_and_zero_is_rejected() {
+        assert_eq!(
+            DaemonConfig::default().limits.warm_idle,
+            Duration::from_secs(60)
+        );
+        let c =
+            DaemonConfig::parse("[limits]\nwarm_idle_ms = 1500\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.limits.warm_idle, Duration::from_millis(1500));
+        let c =
+            DaemonConfig::parse("[limits]\nwarm_idle_ms = \"5m\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.limits.warm_idle, Duration::from_secs(300));
+        let e =
+            DaemonConfig::parse("[limits]\nwarm_idle_ms = 0\n", Path::new("c.toml")).unwrap_err();
+        assert!(
+            e.to_string().contains("c.toml:2: limits.warm_idle_ms"),
+            "{e}"
+        );
     }
 
     #[test]

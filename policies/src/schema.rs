@@ -183,6 +183,7 @@ pub(crate) struct DaemonLimitsFile {
     pub concurrency: Option<u32>,
     pub queue: Option<u32>,
     pub max_line: Option<SizeValue>,
+    pub warm_idle_ms: Option<MillisValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -475,6 +475,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         log(format!("sd_notify READY: {e}"));
     }
+    let warm = Warm::new(config.limits.warm_idle);
     let mut d = Daemon {
         socket_path: config.socket.clone(),
         config,
@@ -500,7 +501,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         stale_cgroups,
         seq: 0,
         max_conns,
-        warm: Warm::default(),
+        warm,
         launcher,
     };
     d.run_loop();

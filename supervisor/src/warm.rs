@@ -18,9 +18,11 @@
 //!   cancelled one, or a runner that breaks the framing gets the runner
 //!   SIGKILLed (then reaped, its cgroup removed): only the call in flight
 //!   fails, and the next call gets a new runner.
-//! - A runner idle for [`IDLE`] is stopped, and so is an idle runner whose
-//!   key is no longer its function's current one (redeploy, remove): old
-//!   pools drain as their calls finish. Shutdown stops every runner.
+//! - A runner idle for `limits.warm_idle_ms` of `paddockd.toml` ([`IDLE`]
+//!   by default) is stopped at the next housekeeping tick, and so is an
+//!   idle runner whose key is no longer its function's current one
+//!   (redeploy, remove): old pools drain as their calls finish. Shutdown
+//!   stops every runner.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -44,7 +46,8 @@ use crate::protocol::{Code, ErrorReply};
 use crate::registry::{Function, Registry};
 use crate::slots::{self, Slot};
 
-/// A runner idle this long is stopped.
+/// A runner idle this long is stopped, unless the config says otherwise
+/// (`limits.warm_idle_ms`; the same default).
 pub const IDLE: Duration = Duration::from_secs(60);
 
 /// The token kind of warm runners' fds (the daemon's kinds use 2..=6).
@@ -144,8 +147,10 @@ pub(crate) struct Launch<'a> {
 }
 
 /// Every warm runner of the daemon.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Warm {
+    /// An idle runner is stopped after this long.
+    idle: Duration,
     runners: HashMap<usize, Runner>,
     next: usize,
     /// Key per function version (by Arc identity, checked through the Weak).
@@ -156,7 +161,25 @@ pub(crate) struct Warm {
     reaped: bool,
 }
 
+impl Default for Warm {
+    fn default() -> Self {
+        Warm::new(IDLE)
+    }
+}
+
 impl Warm {
+    /// No runners yet; an idle one will be stopped after `idle`.
+    pub fn new(idle: Duration) -> Self {
+        Warm {
+            idle,
+            runners: HashMap::new(),
+            next: 0,
+            keys: HashMap::new(),
+            launched: 0,
+            reaped: false,
+        }
+    }
+
     fn key_of(&mut self, f: &Arc<Function>) -> Key {
         let ptr = Arc::as_ptr(f) as usize;
         if let Some((w, k)) = self.keys.get(&ptr) {
@@ -505,7 +528,7 @@ impl Warm {
         }
     }
 
-    /// Stop idle runners: after [`IDLE`], or when their key is no longer
+    /// Stop idle runners: after the idle timeout, or when their key is no longer
     /// their function's current one (or every idle runner, with `all`).
     pub fn sweep(&mut self, registry: &Registry, now: Instant, all: bool) {
         self.keys.retain(|_, (w, _)| w.strong_count() > 0);
@@ -525,7 +548,7 @@ impl Warm {
                 continue;
             };
             let stale = current.get(&run.key.name).and_then(Option::as_ref) != Some(&run.key);
-            if all || stale || now.duration_since(since) >= IDLE {
+            if all || stale || now.duration_since(since) >= self.idle {
                 Self::stop(run, Lost::Cancelled);
             }
         }

@@ -292,3 +292,73 @@ fn warm_runners_are_gone_after_the_daemon_stops() {
     assert!(gone, "runners left: {:?}", crate::still_sandboxed(&pids));
     assert!(d.run_cgroups().is_empty(), "{:?}", d.run_cgroups());
 }
+
+/// Issue 5's idle timeout (`[limits] warm_idle_ms`): a runner is kept
+/// between calls, stopped once it has been idle that long (its processes
+/// and its run cgroup gone, `stats.warm_runners` back to 0), never earlier,
+/// and the next call starts a new runner that answers as the first did.
+#[test]
+fn warm_idle_runner_is_stopped_and_the_next_call_starts_a_new_one() {
+    require_root();
+    let idle = Duration::from_millis(1500);
+    let d = TestDaemon::with(DaemonOpts::config(&format!(
+        "[limits]\nwarm_idle_ms = {}\n",
+        idle.as_millis()
+    )));
+    deploy_warm(&d, "napper", "warm.wat", "");
+    let mut c = d.client();
+    assert_eq!(invoke(&mut c, "napper", "")["stdout"], "count=1\n");
+    let pids = runner_pids(&d);
+    let cgroups = d.run_cgroups();
+    assert!(!pids.is_empty(), "no runner process");
+    assert!(!cgroups.is_empty(), "no runner cgroup");
+    // A call soon after the first reuses the runner.
+    assert_eq!(invoke(&mut c, "napper", "")["stdout"], "count=1\n");
+    let last_call = std::time::Instant::now();
+    assert_eq!(
+        runner_pids(&d),
+        pids,
+        "the runner was not kept between calls"
+    );
+    assert_eq!(d.stats()["warm_runners"], 1);
+    let mut stopped_after = None;
+    let gone = eventually(idle + Duration::from_secs(5), || {
+        let s = d.stats();
+        let done = s["warm_runners"] == 0
+            && crate::still_sandboxed(&pids).is_empty()
+            && cgroups.iter().all(|g| !Path::new(g).exists());
+        if done && stopped_after.is_none() {
+            stopped_after = Some(last_call.elapsed());
+        }
+        done
+    });
+    assert!(
+        gone,
+        "idle runner not stopped: stats {}, pids {:?}, cgroups {:?}",
+        d.stats(),
+        crate::still_sandboxed(&pids),
+        cgroups
+            .iter()
+            .filter(|g| Path::new(g).exists())
+            .collect::<Vec<_>>()
+    );
+    let after = stopped_after.expect("set when gone");
+    // The answer left the daemon a moment after the runner went idle.
+    assert!(
+        after + Duration::from_millis(100) >= idle,
+        "stopped after {after:?}, before the idle timeout {idle:?}"
+    );
+    let r = invoke(&mut c, "napper", "");
+    assert_eq!(r["stdout"], "count=1\n", "{r}");
+    assert_eq!(r["warm"], true, "{r}");
+    let fresh = runner_pids(&d);
+    assert!(
+        !fresh.is_empty() && fresh.iter().all(|p| !pids.contains(p)),
+        "no new runner: {fresh:?} (old {pids:?})"
+    );
+    assert_eq!(d.stats()["warm_runners"], 1);
+    assert!(
+        d.run_cgroups().iter().all(|g| !cgroups.contains(g)),
+        "the new runner reuses an old cgroup"
+    );
+}
