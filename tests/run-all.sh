@@ -15,6 +15,7 @@ fi
 need=()
 command -v /usr/bin/python3 >/dev/null || need+=(python3)
 command -v /usr/bin/node >/dev/null || need+=(nodejs)
+command -v strace >/dev/null || need+=(strace) # traces the WASM runner (root/wasm.rs)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing ${need[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
