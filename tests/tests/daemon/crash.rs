@@ -3,33 +3,51 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::daemon::*;
-use integration_tests::require_root;
+use integration_tests::{require_root, HostSnapshot};
 use serde_json::json;
 
 use crate::{sandbox_pids_under, still_sandboxed};
 
+/// CR1 at the row's scale: 20 sandboxes running when the daemon is killed
+/// (two functions, since a function's concurrency ceiling is 16).
 #[test]
 fn crash_kill9_kills_sandboxes_and_restart_recovers() {
     require_root();
-    let mut d = TestDaemon::start();
-    d.deploy_ok(
-        "sleepy",
-        &crate::sleep_policy("30", "concurrency = 8\ntimeout_ms = 30000"),
-        &[],
-    );
+    // Host-wide mounts and sandbox zombies are compared.
+    let _x = integration_tests::exclusive();
+    const RUNNING: usize = 20;
+    let before = HostSnapshot::take();
+    let mut d = TestDaemon::with(DaemonOpts::config("[limits]\nconcurrency = 24\n"));
+    for name in ["sleepy", "sleepy2"] {
+        d.deploy_ok(
+            name,
+            &crate::sleep_policy("30", "concurrency = 10\ntimeout_ms = 30000"),
+            &[],
+        );
+    }
     d.deploy_sh("one", "echo one\n", "");
     d.deploy_sh("two", "echo two\n", "");
-    let mut clients: Vec<Client> = (0..5).map(|_| d.client()).collect();
+    let mut clients: Vec<Client> = (0..RUNNING).map(|_| d.client()).collect();
     for (i, c) in clients.iter_mut().enumerate() {
-        c.send(&json!({"id": i, "op": "invoke", "function": "sleepy"}));
+        let f = if i % 2 == 0 { "sleepy" } else { "sleepy2" };
+        c.send(&json!({"id": i, "op": "invoke", "function": f}));
     }
     let mut pids = Vec::new();
-    let all = integration_tests::eventually(Duration::from_secs(5), || {
+    let all = integration_tests::eventually(Duration::from_secs(20), || {
         pids = sandbox_pids_under(d.pid());
-        d.stats()["in_flight"] == 5 && pids.len() >= 5
+        d.stats()["in_flight"] == RUNNING && pids.len() >= RUNNING
     });
-    assert!(all, "5 sandboxes not running: {:?} {}", pids, d.stats());
-    assert!(!d.run_cgroups().is_empty(), "run cgroups not seen");
+    assert!(
+        all,
+        "{RUNNING} sandboxes not running: {:?} {}",
+        pids,
+        d.stats()
+    );
+    let cgroups = d.run_cgroups();
+    assert!(
+        cgroups.len() >= RUNNING,
+        "run cgroups not seen: {cgroups:?}"
+    );
     d.kill9();
     let t = Instant::now();
     let gone =
@@ -59,7 +77,7 @@ fn crash_kill9_kills_sandboxes_and_restart_recovers() {
         .iter()
         .filter_map(|f| f["name"].as_str().map(String::from))
         .collect();
-    for n in ["sleepy", "one", "two"] {
+    for n in ["sleepy", "sleepy2", "one", "two"] {
         assert!(names.contains(&n.to_string()), "{n} lost: {names:?}");
     }
     assert_eq!(d.invoke("one", "")["result"]["stdout"], "one\n");
@@ -73,6 +91,20 @@ fn crash_kill9_kills_sandboxes_and_restart_recovers() {
         .client()
         .call(&json!({"id": 2, "op": "invoke", "function": "sleepy", "timeout_ms": 100}));
     assert_eq!(v["result"]["status"], "timeout", "{v}");
+    // Orphaned by the kill, the dead sandboxes were reaped (no zombie with a
+    // sandbox uid), and the host's mounts are as they were.
+    let reaped = integration_tests::eventually(Duration::from_secs(3), || {
+        integration_tests::sandbox_zombies(integration_tests::SANDBOX_UIDS).is_empty()
+            && d.zombie_descendants().is_empty()
+    });
+    assert!(
+        reaped,
+        "zombies: sandbox uids {:?}, under the daemon {:?}",
+        integration_tests::sandbox_zombies(integration_tests::SANDBOX_UIDS),
+        d.zombie_descendants()
+    );
+    assert!(d.stop().is_some_and(|s| s.success()), "{}", d.stderr());
+    assert_eq!(HostSnapshot::take().mounts, before.mounts, "mounts changed");
     // Checked last so that the rest runs (and the restart reaps cgroups) either way.
     assert!(
         gone,
