@@ -24,8 +24,8 @@ selftest="${FUZZ_SELFTEST:-1}"
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal || {
-        echo "tests/fuzz/run.sh: SKIPPED: no nightly toolchain could be installed (libFuzzer needs it)" >&2
-        exit 0
+        echo "tests/fuzz/run.sh: FAILED: no nightly toolchain could be installed (libFuzzer needs it)" >&2
+        exit 1
     }
 fi
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
