@@ -8,11 +8,17 @@ use libfuzzer_sys::fuzz_target;
 use paddock_supervisor::conn::{Conn, Peer, ReadOutcome};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((a, mut b)) = std::os::unix::net::UnixStream::pair() else { return };
+    let Ok((a, mut b)) = std::os::unix::net::UnixStream::pair() else {
+        return;
+    };
     a.set_nonblocking(true).unwrap();
     let mut c = Conn::new(
         mio::net::UnixStream::from_std(a),
-        Peer { pid: 1, uid: 0, gids: vec![] },
+        Peer {
+            pid: 1,
+            uid: 0,
+            gids: vec![],
+        },
     );
     let cap = 4096;
     let chunk = 1 + data.first().copied().unwrap_or(0) as usize % 64;

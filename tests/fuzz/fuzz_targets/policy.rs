@@ -14,7 +14,9 @@ fn config() -> &'static DaemonConfig {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let c = config();
     if let Ok(p) = parse_policy("fuzz", text, Path::new("/nonexistent/fuzz.toml"), c) {
         let l = &p.limits;
