@@ -109,6 +109,8 @@ pub struct SandboxConfig {
     pub uid_count: u32,
     /// Sub-cgroup created beneath the daemon's own cgroup.
     pub cgroup_name: String,
+    /// Most sandboxes made ahead of their invocations (0: none).
+    pub prepared: u32,
 }
 
 /// The most any policy may ask for.
@@ -213,6 +215,7 @@ impl Default for DaemonConfig {
                 uid_base: 100_000,
                 uid_count: 1024,
                 cgroup_name: "paddock".into(),
+                prepared: 8,
             },
             ceilings: Ceilings::default(),
             source: None,
@@ -439,10 +442,12 @@ impl ConfigCheck<'_> {
         if !cg_ok {
             self.error("sandbox.cgroup_name", format!("{cgroup_name:?} is not a valid cgroup name (a-z, A-Z, 0-9, '_', '-', '.', not starting with '.')"));
         }
+        let prepared = s.prepared.unwrap_or(d.sandbox.prepared);
         let sandbox = SandboxConfig {
             uid_base,
             uid_count,
             cgroup_name,
+            prepared,
         };
 
         let c = raw.ceilings;

@@ -192,6 +192,7 @@ pub(crate) struct SandboxFile {
     pub uid_base: Option<u32>,
     pub uid_count: Option<u32>,
     pub cgroup_name: Option<String>,
+    pub prepared: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,10 +18,11 @@
 //! and dies with its parent (PDEATHSIG).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -35,6 +36,7 @@ use crate::cgroup::{Cgroup, CgroupVersion};
 use crate::error::{SpawnError, Step};
 use crate::fd::ParentStdio;
 use crate::landlock::LandlockStatus;
+use crate::seccomp::CompiledSeccomp;
 use crate::spawn::{self, Sandbox};
 use crate::spec::SandboxSpec;
 use crate::sys;
@@ -55,21 +57,62 @@ pub struct Launcher {
     state: RefCell<State>,
 }
 
+/// A launcher's answer to one ticket.
+pub type Reply = (u64, Result<Sandbox, SpawnError>);
+
 #[derive(Debug, Default)]
 struct State {
     next_ticket: u64,
     /// Replies read while waiting for another ticket.
-    stash: VecDeque<(u64, Result<Sandbox, SpawnError>)>,
+    stash: VecDeque<Reply>,
+    /// Seccomp programs the launcher has (by digest).
+    sent: HashSet<[u8; 32]>,
+}
+
+/// What the caller sends. A spec names its seccomp program by digest
+/// ([`seccomp_by_digest`]); the program itself goes once, before the first
+/// spec that uses it: a launch then costs a few hundred bytes of JSON.
+#[derive(Serialize, Deserialize)]
+enum Request {
+    Program(CompiledSeccomp),
+    Spawn { ticket: u64, spec: Box<SandboxSpec> },
+}
+
+thread_local! {
+    /// In the launcher: the programs received, by digest.
+    static PROGRAMS: RefCell<HashMap<[u8; 32], Arc<CompiledSeccomp>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// `SandboxSpec::seccomp` on the wire: the program's digest, resolved in
+/// the launcher against the programs it was sent. An unknown digest is an
+/// error, never a default.
+pub(crate) mod seccomp_by_digest {
+    use super::*;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        c: &Arc<CompiledSeccomp>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&c.digest())
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<CompiledSeccomp>, D::Error> {
+        use serde::de::Error;
+        let bytes = Vec::<u8>::deserialize(d)?;
+        let digest: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| D::Error::custom("seccomp digest length"))?;
+        PROGRAMS
+            .with(|p| p.borrow().get(&digest).cloned())
+            .ok_or_else(|| D::Error::custom("unknown seccomp program"))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
-struct Request {
-    ticket: u64,
-    spec: SandboxSpec,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Reply {
+struct WireReply {
     ticket: u64,
     /// Present whenever a sandbox child exists, also with an error: only
     /// the caller (its parent) can reap it.
@@ -213,24 +256,33 @@ impl Launcher {
     /// Ask for a sandbox; the answer comes from [`Launcher::take_reply`]
     /// under the returned ticket.
     pub fn request(&self, spec: &SandboxSpec) -> Result<u64, SpawnError> {
+        let digest = spec.seccomp.digest();
+        if !self.state.borrow().sent.contains(&digest) {
+            self.send(&Request::Program((*spec.seccomp).clone()))?;
+            self.state.borrow_mut().sent.insert(digest);
+        }
         let ticket = {
             let mut st = self.state.borrow_mut();
             st.next_ticket += 1;
             st.next_ticket
         };
-        let body = serde_json::to_vec(&Request {
+        self.send(&Request::Spawn {
             ticket,
-            spec: spec.clone(),
-        })
-        .map_err(|e| SpawnError::InvalidSpec(format!("spec does not serialise: {e}")))?;
-        write_frame(self.sock.as_fd(), &body, &[]).map_err(|e| launcher_err("sendmsg", e))?;
+            spec: Box::new(spec.clone()),
+        })?;
         Ok(ticket)
+    }
+
+    fn send(&self, req: &Request) -> Result<(), SpawnError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| SpawnError::InvalidSpec(format!("spec does not serialise: {e}")))?;
+        write_frame(self.sock.as_fd(), &body, &[]).map_err(|e| launcher_err("sendmsg", e))
     }
 
     /// One reply, if one is waiting (a stashed one first, else what the
     /// socket holds now). Errors reading the socket mean the launcher is
     /// gone.
-    pub fn take_reply(&self) -> Result<Option<(u64, Result<Sandbox, SpawnError>)>, SpawnError> {
+    pub fn take_reply(&self) -> Result<Option<Reply>, SpawnError> {
         if let Some(r) = self.state.borrow_mut().stash.pop_front() {
             return Ok(Some(r));
         }
@@ -253,11 +305,11 @@ impl Launcher {
         }
     }
 
-    fn read_reply(&self) -> Result<(u64, Result<Sandbox, SpawnError>), SpawnError> {
+    fn read_reply(&self) -> Result<Reply, SpawnError> {
         let (body, mut fds) = read_frame(self.sock.as_fd())
             .map_err(|e| launcher_err("recvmsg", e))?
             .ok_or_else(|| launcher_err("recvmsg", Errno::EPIPE))?;
-        let reply: Reply =
+        let reply: WireReply =
             serde_json::from_slice(&body).map_err(|_| launcher_err("recvmsg", Errno::EPROTO))?;
         let sandbox = match reply.sandbox {
             None => None,
@@ -339,7 +391,7 @@ fn adopt(w: WireSandbox, fds: &mut VecDeque<OwnedFd>) -> Option<Sandbox> {
 /// let go of it without ending it (it belongs to the caller now).
 fn hand_over(sock: BorrowedFd<'_>, ticket: u64, sb: Sandbox, error: Option<&SpawnError>) {
     let (wire, fds) = sb.hand_over();
-    let reply = Reply {
+    let reply = WireReply {
         ticket,
         sandbox: Some(wire_sandbox(wire)),
         error: error.map(WireError::from_error),
@@ -376,7 +428,7 @@ fn wire_sandbox(w: spawn::HandedOver) -> WireSandbox {
     }
 }
 
-fn send_reply(sock: BorrowedFd<'_>, reply: &Reply, fds: &[OwnedFd]) {
+fn send_reply(sock: BorrowedFd<'_>, reply: &WireReply, fds: &[OwnedFd]) {
     let body = serde_json::to_vec(reply).expect("a reply always serialises");
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     if write_frame(sock, &body, &raw).is_err() {
@@ -414,24 +466,28 @@ fn serve(sock: OwnedFd, parent: nix::unistd::Pid) -> ! {
             Ok(Some((body, _))) => body,
             _ => sys::exit_now(0),
         };
-        let req: Request = match serde_json::from_slice(&body) {
-            Ok(r) => r,
+        let (ticket, spec) = match serde_json::from_slice(&body) {
+            Ok(Request::Program(p)) => {
+                PROGRAMS.with(|m| m.borrow_mut().insert(p.digest(), Arc::new(p)));
+                continue;
+            }
+            Ok(Request::Spawn { ticket, spec }) => (ticket, spec),
             Err(e) => {
                 // Not a request we can answer by ticket: the stream is broken.
                 eprintln!("paddock launcher: bad request: {e}");
                 sys::exit_now(1);
             }
         };
-        match spawn::launch(&req.spec, true) {
-            Ok(sb) => hand_over(sock.as_fd(), req.ticket, sb, None),
+        match spawn::launch(&spec, true) {
+            Ok(sb) => hand_over(sock.as_fd(), ticket, sb, None),
             Err((e, Some(sb))) => {
                 sb.kill();
-                hand_over(sock.as_fd(), req.ticket, sb, Some(&e));
+                hand_over(sock.as_fd(), ticket, sb, Some(&e));
             }
             Err((e, None)) => send_reply(
                 sock.as_fd(),
-                &Reply {
-                    ticket: req.ticket,
+                &WireReply {
+                    ticket,
                     sandbox: None,
                     error: Some(WireError::from_error(&e)),
                 },
@@ -531,4 +587,144 @@ fn read_frame(sock: BorrowedFd<'_>) -> Result<Option<(Vec<u8>, VecDeque<OwnedFd>
         return Err(Errno::EPIPE);
     }
     Ok(Some((body, fds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::CgroupParent;
+    use crate::seccomp::SeccompSpec;
+    use crate::spec::*;
+
+    fn spec(allow: &[u32]) -> SandboxSpec {
+        let seccomp = CompiledSeccomp::compile(&SeccompSpec {
+            allow: allow.iter().copied().collect(),
+        })
+        .unwrap();
+        SandboxSpec {
+            exec: ExecSpec {
+                path: "/bin/true".into(),
+                argv: vec!["true".into()],
+                env: vec![("PATH".into(), "/usr/bin".into())],
+                cwd: "/".into(),
+            },
+            ids: IdMap {
+                host_uid: 100_007,
+                host_gid: 100_007,
+            },
+            root: RootSpec {
+                read_only: vec!["/usr".into(), "/lib".into()],
+                writable: vec![],
+                function_dir: Some("/srv/fn".into()),
+                extra: vec![],
+                tmp_bytes: 1 << 20,
+                tmp_inodes: 64,
+                work: None,
+            },
+            cgroup: CgroupSpec {
+                parent: Arc::new(CgroupParent::V2 {
+                    dir: "/sys/fs/cgroup/x".into(),
+                }),
+                name: "run-1".into(),
+                memory_bytes: 1 << 26,
+                pids: 8,
+                cpu_millicores: 500,
+            },
+            rlimits: Rlimits {
+                nofile: 64,
+                fsize_bytes: 1 << 20,
+            },
+            landlock: LandlockMode::Required,
+            seccomp: Arc::new(seccomp),
+            hostname: "paddock".into(),
+            stdin_pipe: true,
+            trace: false,
+        }
+    }
+
+    #[test]
+    fn launcher_spec_names_its_seccomp_program_and_an_unknown_one_is_refused() {
+        let s = spec(&[0, 1, 60, 231]);
+        let text = serde_json::to_string(&Request::Spawn {
+            ticket: 7,
+            spec: Box::new(s.clone()),
+        })
+        .unwrap();
+        // Far smaller than the program itself: only its digest travels.
+        assert!(text.len() < 1500, "{} bytes", text.len());
+        // Before the program is known, the spec does not resolve.
+        PROGRAMS.with(|p| p.borrow_mut().clear());
+        assert!(serde_json::from_str::<Request>(&text).is_err());
+        let prog = serde_json::to_string(&Request::Program((*s.seccomp).clone())).unwrap();
+        match serde_json::from_str::<Request>(&prog).unwrap() {
+            Request::Program(p) => {
+                PROGRAMS.with(|m| m.borrow_mut().insert(p.digest(), Arc::new(p)));
+            }
+            Request::Spawn { .. } => panic!("not a program"),
+        }
+        let Request::Spawn { ticket, spec: back } = serde_json::from_str(&text).unwrap() else {
+            panic!("not a spawn")
+        };
+        assert_eq!(ticket, 7);
+        assert_eq!(back.seccomp.digest(), s.seccomp.digest());
+        assert_eq!(back.exec, s.exec);
+        assert_eq!(back.root, s.root);
+        assert_eq!(back.ids, s.ids);
+        assert_eq!(*back.cgroup.parent, *s.cgroup.parent);
+        // Another program is another digest: never mistaken for this one.
+        assert_ne!(spec(&[0, 1]).seccomp.digest(), s.seccomp.digest());
+    }
+
+    #[test]
+    fn launcher_errors_keep_their_step_and_errno() {
+        let child = WireError::from_error(&SpawnError::Child {
+            step: Step::PivotRoot,
+            errno: Errno::EPERM,
+        })
+        .into_error();
+        assert_eq!(child.step(), Some(Step::PivotRoot));
+        assert_eq!(child.errno(), Some(Errno::EPERM));
+        let landlock = WireError::from_error(&SpawnError::LandlockNotEnforced(
+            LandlockStatus::PartiallyEnforced.as_str(),
+        ))
+        .into_error();
+        assert!(
+            matches!(landlock, SpawnError::LandlockNotEnforced(s) if s == "partially_enforced")
+        );
+        let parent = SpawnError::Parent {
+            step: Step::IdMap,
+            call: "write",
+            errno: Errno::EACCES,
+        };
+        let msg = parent.to_string();
+        let back = WireError::from_error(&parent).into_error();
+        assert_eq!(back.step(), Some(Step::IdMap));
+        assert_eq!(back.errno(), Some(Errno::EACCES));
+        assert_eq!(back.to_string(), msg);
+    }
+
+    #[test]
+    fn launcher_frames_carry_bodies_and_fds_and_end_cleanly() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let big = vec![b'x'; 300_000];
+        write_frame(a.as_fd(), b"hello", &[f.as_raw_fd()]).unwrap();
+        let (body, fds) = read_frame(b.as_fd()).unwrap().unwrap();
+        assert_eq!((body.as_slice(), fds.len()), (&b"hello"[..], 1));
+        // Bigger than a socket buffer: written and read in pieces.
+        let writer = std::thread::spawn(move || {
+            write_frame(a.as_fd(), &big, &[]).unwrap();
+            a
+        });
+        let (body, fds) = read_frame(b.as_fd()).unwrap().unwrap();
+        assert_eq!((body.len(), fds.len()), (300_000, 0));
+        drop(writer.join().unwrap());
+        assert!(read_frame(b.as_fd()).unwrap().is_none());
+    }
 }

@@ -32,7 +32,7 @@ pub mod work;
 pub use cgroup::{Cgroup, CgroupParent, CgroupUsage, CgroupVersion};
 pub use error::{SpawnError, Step};
 pub use landlock::LandlockStatus;
-pub use launcher::Launcher;
+pub use launcher::{Launcher, Reply as LaunchReply};
 pub use seccomp::{CompiledSeccomp, SeccompError, SeccompSpec};
 pub use spawn::{spawn, Exit, Sandbox};
 pub use spec::{

@@ -38,6 +38,8 @@ pub struct SeccompSpec {
 #[derive(Debug, Clone)]
 pub struct CompiledSeccomp {
     program: BpfProgram,
+    /// sha256 of the program: its name between the daemon and a launcher.
+    digest: [u8; 32],
 }
 
 /// A seccomp filter could not be compiled or installed.
@@ -230,16 +232,24 @@ impl CompiledSeccomp {
                 program.len()
             )));
         }
-        Ok(CompiledSeccomp { program })
+        Ok(CompiledSeccomp::new(program))
     }
 
-    /// The program as plain numbers (code, jt, jf, k), e.g. to send it to
-    /// a [`crate::Launcher`].
-    fn words(&self) -> Vec<(u16, u8, u8, u32)> {
-        self.program
-            .iter()
-            .map(|i| (i.code, i.jt, i.jf, i.k))
-            .collect()
+    fn new(program: BpfProgram) -> CompiledSeccomp {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for i in &program {
+            h.update(encode(i));
+        }
+        CompiledSeccomp {
+            digest: h.finalize().into(),
+            program,
+        }
+    }
+
+    /// The program's sha256: two programs with the same digest are the same.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// BPF instructions (for benchmarks and tests).
@@ -259,23 +269,60 @@ impl CompiledSeccomp {
     }
 }
 
+/// One instruction as eight bytes (code, jt, jf, k; little-endian).
+fn encode(i: &sock_filter) -> [u8; 8] {
+    let mut word = [0u8; 8];
+    word[..2].copy_from_slice(&i.code.to_le_bytes());
+    word[2] = i.jt;
+    word[3] = i.jf;
+    word[4..].copy_from_slice(&i.k.to_le_bytes());
+    word
+}
+
+/// On the wire (to a [`crate::Launcher`]) the program is one hex string,
+/// eight bytes per instruction: far cheaper to write and read than a JSON
+/// array of numbers.
 impl serde::Serialize for CompiledSeccomp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.words().serialize(s)
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = Vec::with_capacity(self.program.len() * 16);
+        for i in &self.program {
+            for b in encode(i) {
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 15)]);
+            }
+        }
+        s.serialize_str(std::str::from_utf8(&out).expect("hex is ASCII"))
     }
 }
 
 impl<'de> serde::Deserialize<'de> for CompiledSeccomp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let words = Vec::<(u16, u8, u8, u32)>::deserialize(d)?;
-        if words.is_empty() || words.len() > MAX_INSNS {
-            return Err(serde::de::Error::custom("seccomp program length"));
+        use serde::de::Error;
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let bytes = text.as_bytes();
+        if bytes.is_empty() || bytes.len() % 16 != 0 || bytes.len() / 16 > MAX_INSNS {
+            return Err(D::Error::custom("seccomp program length"));
         }
-        let program = words
-            .into_iter()
-            .map(|(code, jt, jf, k)| insn(code, jt, jf, k))
-            .collect();
-        Ok(CompiledSeccomp { program })
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            _ => Err(D::Error::custom("seccomp program is not hex")),
+        };
+        let mut program = Vec::with_capacity(bytes.len() / 16);
+        for chunk in bytes.chunks_exact(16) {
+            let mut w = [0u8; 8];
+            for (j, pair) in chunk.chunks_exact(2).enumerate() {
+                w[j] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+            }
+            program.push(insn(
+                u16::from_le_bytes([w[0], w[1]]),
+                w[2],
+                w[3],
+                u32::from_le_bytes([w[4], w[5], w[6], w[7]]),
+            ));
+        }
+        Ok(CompiledSeccomp::new(program))
     }
 }
 
@@ -573,6 +620,25 @@ mod tests {
                     "{st:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn seccomp_program_survives_the_wire_exactly() {
+        let allow: BTreeSet<u32> = (0..600).step_by(3).collect();
+        let c = CompiledSeccomp::compile(&SeccompSpec { allow }).unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        let back: CompiledSeccomp = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.digest(), c.digest());
+        assert_eq!(back.program.len(), c.program.len());
+        for (a, b) in back.program.iter().zip(&c.program) {
+            assert_eq!((a.code, a.jt, a.jf, a.k), (b.code, b.jt, b.jf, b.k));
+        }
+        for bad in ["\"\"", "\"0123\"", "\"zz00000000000000\"", "[1,2]"] {
+            assert!(
+                serde_json::from_str::<CompiledSeccomp>(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -78,6 +78,10 @@ pub(crate) type CloneParent = bool;
 /// caller's parent (CLONE_PARENT: a [`crate::Launcher`] clones for the
 /// daemon, which alone can then reap it), so on a failure after the clone
 /// the half-made sandbox comes back with the error, for its handing over.
+#[allow(
+    clippy::result_large_err,
+    reason = "once per launch, and the half-made sandbox must come back by value"
+)]
 pub(crate) fn launch(
     spec: &SandboxSpec,
     clone_parent: CloneParent,

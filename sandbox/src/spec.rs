@@ -25,6 +25,7 @@ pub struct SandboxSpec {
     /// How landlock must be applied.
     pub landlock: LandlockMode,
     /// The seccomp program, compiled once and shared.
+    #[serde(with = "crate::launcher::seccomp_by_digest")]
     pub seccomp: Arc<CompiledSeccomp>,
     /// UTS name inside the sandbox.
     pub hostname: String,

@@ -29,6 +29,7 @@ use paddock_runtimes::{Invocation, LaunchContext, RunReport, Status};
 use paddock_sandbox::{cgroup, CgroupParent, IdMap, Launcher};
 
 use crate::conn::{Conn, Peer, ReadOutcome};
+use crate::prepared::{self, Prepared};
 use crate::protocol::{self, Code, ErrorReply, InvokeReq, Request};
 use crate::registry::{Function, Registry};
 use crate::result_json;
@@ -92,12 +93,14 @@ fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> ServeError {
     move |source| ServeError::Io { what, source }
 }
 
-fn log(msg: impl std::fmt::Display) {
+pub(crate) fn log(msg: impl std::fmt::Display) {
     eprintln!("paddockd: {msg}");
 }
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+/// The launcher's socket (id 0 is no connection's: they start at 1).
+const LAUNCHER: Token = Token(2);
 const K_CONN: usize = 2;
 const K_PIDFD: usize = 3;
 const K_STDOUT: usize = 4;
@@ -167,6 +170,8 @@ struct Daemon {
     warm: Warm,
     /// The small process that clones every sandbox.
     launcher: Rc<Launcher>,
+    /// Sandboxes made ahead for the next invocations (supervisor/src/prepared.rs).
+    prepared: Prepared,
 }
 
 fn resolve_groups(groups: &[GroupRef]) -> Vec<u32> {
@@ -503,8 +508,26 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         max_conns,
         warm,
         launcher,
+        prepared: Prepared::default(),
     };
+    d.poll
+        .registry()
+        .register(
+            &mut SourceFd(&d.launcher.fd().as_raw_fd()),
+            LAUNCHER,
+            Interest::READABLE,
+        )
+        .map_err(io_err("register launcher"))?;
     d.run_loop();
+    // prepared: their inits are killed and reaped, their cgroups removed;
+    // those still being made are waited for (briefly) and dropped too.
+    d.prepared.clear();
+    let until = Instant::now() + Duration::from_secs(2);
+    while d.prepared.len() > 0 && Instant::now() < until {
+        d.on_launcher();
+        d.prepared.clear();
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // warm: nothing of a runner outlives the daemon.
     d.warm.shutdown(d.poll.registry());
     log("stopped");
@@ -528,6 +551,7 @@ impl Daemon {
                 match t {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signals(),
+                    LAUNCHER => self.on_launcher(),
                     Token(n) => {
                         let (id, kind) = (n >> 3, n & 7);
                         match kind {
@@ -549,6 +573,9 @@ impl Daemon {
                 }
             }
             self.on_timers();
+            if self.draining_until.is_none() {
+                self.refill_prepared();
+            }
             if let Some(until) = self.draining_until {
                 let flushed = self.conns.values().all(|c| c.pending_write() == 0);
                 if self.runs.is_empty()
@@ -882,6 +909,7 @@ impl Daemon {
                 let mut s = self.stats.to_json();
                 s["in_flight"] = json!(self.in_flight());
                 s["warm_runners"] = json!(self.warm.runners());
+                s["prepared"] = self.prepared.to_json();
                 s["queued"] = json!(self.queues.values().map(VecDeque::len).sum::<usize>());
                 Ok(s)
             }
@@ -1118,37 +1146,86 @@ impl Daemon {
         self.send(q.conn, protocol::ok_line(&q.id, v));
     }
 
+    /// What the prepared pool needs to make a sandbox.
+    fn maker(&mut self) -> DaemonMaker<'_> {
+        DaemonMaker {
+            config: &self.config,
+            cgroups: &self.cgroups,
+            launcher: &self.launcher,
+            seq: &mut self.seq,
+        }
+    }
+
+    /// Replies from the launcher: the prepared pool's sandboxes.
+    fn on_launcher(&mut self) {
+        loop {
+            match self.launcher.take_reply() {
+                Ok(Some((ticket, result))) => {
+                    // A reply no one waits for any more: dropping it ends it.
+                    self.prepared.on_reply(ticket, result);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    log(format!("launcher: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Ask the launcher for a sandbox the pool is missing, if any, while
+    /// no invocation waits in a queue.
+    fn refill_prepared(&mut self) {
+        if self.queues.values().any(|q| !q.is_empty()) {
+            return;
+        }
+        let total = self.config.sandbox.prepared as usize;
+        let mut maker = DaemonMaker {
+            config: &self.config,
+            cgroups: &self.cgroups,
+            launcher: &self.launcher,
+            seq: &mut self.seq,
+        };
+        self.prepared.refill(&mut maker, total);
+    }
+
     fn start(&mut self, q: Queued) {
         if warm::is_warm(&q.func) {
             return self.start_warm(q);
         }
         let now = Instant::now();
         let name = q.func.prepared.policy.name.to_string();
-        let slot = match slots::acquire(&self.config.run_dir, self.config.sandbox.uid_count) {
-            Ok(s) => s,
-            Err(e) => {
-                let e = ErrorReply::new(Code::Busy, format!("no sandbox uid slot free: {e}"))
-                    .with("retry_after_ms", json!(100));
-                return self.send(q.conn, protocol::err_line(&q.id, &e));
-            }
-        };
-        let host = self.config.sandbox.uid_base + slot.index;
-        let ctx = LaunchContext {
-            cgroup_parent: self.cgroups.clone(),
-            cgroup_name: format!(
-                "{}-d-{}-{}",
-                self.config.sandbox.cgroup_name, slot.index, self.seq
-            ),
-            ids: IdMap {
-                host_uid: host,
-                host_gid: host,
-            },
-            trace: false,
-            launcher: Some(self.launcher.clone()),
-        };
         let queued = now - q.arrived;
         let execution_id = q.inv.execution_id.clone();
-        match oneshot::start(&q.func.prepared, &q.inv, &ctx, queued) {
+        let started = match self.prepared.take(&q.func, q.inv.input.len()) {
+            // Made ahead: only the input and the go are left to do.
+            Some((sb, slot)) => (
+                oneshot::start_prepared(&q.func.prepared, sb, &q.inv, queued),
+                slot,
+            ),
+            None => {
+                let mut context = prepared::Maker::context(&mut self.maker());
+                // Prepared sandboxes of other functions give up their slots.
+                while context.is_err() && self.prepared.evict_one() {
+                    context = prepared::Maker::context(&mut self.maker());
+                }
+                let (slot, ctx) = match context {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e =
+                            ErrorReply::new(Code::Busy, format!("no sandbox uid slot free: {e}"))
+                                .with("retry_after_ms", json!(100));
+                        return self.send(q.conn, protocol::err_line(&q.id, &e));
+                    }
+                };
+                let r = oneshot::start(&q.func.prepared, &q.inv, &ctx, queued);
+                // Waiting for its own reply, the launch may have read the pool's.
+                self.on_launcher();
+                (r, slot)
+            }
+        };
+        let (started, slot) = started;
+        match started {
             Err(e) => {
                 let e = ErrorReply::new(Code::BadRequest, e.to_string());
                 self.send(q.conn, protocol::err_line(&q.id, &e));
@@ -1212,7 +1289,10 @@ impl Daemon {
                 if !ok {
                     log("could not watch a run's fds; stopping it");
                 }
-                *self.running_per_fn.entry(name).or_default() += 1;
+                let running = self.running_per_fn.entry(name).or_default();
+                *running += 1;
+                // Have the next invocations' sandboxes made meanwhile.
+                self.prepared.used(&q.func, *running as usize);
                 let mut r = Running {
                     conn: q.conn,
                     id: q.id,
@@ -1310,6 +1390,8 @@ impl Daemon {
                 self.stale_cgroups = cgroup::try_reap(&self.cgroups, &self.stale_cgroups);
             }
             self.warm.sweep(&self.registry, now, false);
+            self.prepared.sweep(&self.registry, now);
+            self.registry.collect_garbage();
         }
     }
 
@@ -1480,6 +1562,7 @@ impl Daemon {
         ));
         self.draining_until = Some(Instant::now() + self.opts.drain_timeout);
         self.warm.sweep(&self.registry, Instant::now(), true);
+        self.prepared.clear();
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
@@ -1493,6 +1576,46 @@ impl Daemon {
             let e = ErrorReply::new(Code::ShuttingDown, "paddockd is shutting down");
             self.send(q.conn, protocol::err_line(&q.id, &e));
         }
+    }
+}
+
+/// The daemon's side of making a sandbox: a uid slot, a cgroup name, the
+/// launcher.
+struct DaemonMaker<'a> {
+    config: &'a DaemonConfig,
+    cgroups: &'a Arc<CgroupParent>,
+    launcher: &'a Rc<Launcher>,
+    seq: &'a mut u64,
+}
+
+impl prepared::Maker for DaemonMaker<'_> {
+    fn context(&mut self) -> Result<(Slot, LaunchContext), String> {
+        let slot = slots::acquire(&self.config.run_dir, self.config.sandbox.uid_count)
+            .map_err(|e| e.to_string())?;
+        let host = self.config.sandbox.uid_base + slot.index;
+        *self.seq += 1;
+        let ctx = LaunchContext {
+            cgroup_parent: self.cgroups.clone(),
+            cgroup_name: format!(
+                "{}-d-{}-{}",
+                self.config.sandbox.cgroup_name, slot.index, self.seq
+            ),
+            ids: IdMap {
+                host_uid: host,
+                host_gid: host,
+            },
+            trace: false,
+            launcher: Some(self.launcher.clone()),
+        };
+        Ok((slot, ctx))
+    }
+
+    fn request(
+        &mut self,
+        _ctx: &LaunchContext,
+        spec: &paddock_sandbox::SandboxSpec,
+    ) -> Result<u64, paddock_sandbox::SpawnError> {
+        self.launcher.request(spec)
     }
 }
 

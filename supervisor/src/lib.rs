@@ -9,6 +9,7 @@ pub mod check;
 pub mod client;
 pub mod conn;
 pub mod daemon;
+mod prepared;
 pub mod protocol;
 pub mod registry;
 pub mod result_json;

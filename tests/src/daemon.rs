@@ -40,6 +40,10 @@ pub struct DaemonOpts {
     pub socket: Option<PathBuf>,
     /// The daemon's umask (started through `sh -c 'umask ...; exec ...'`).
     pub umask: Option<u32>,
+    /// `[sandbox] prepared`: sandboxes made ahead. 0 (no pool) unless a
+    /// test is about the pool, so host-state checks between invocations
+    /// see only the runs themselves.
+    pub prepared: u32,
 }
 
 impl DaemonOpts {
@@ -141,8 +145,8 @@ impl TestDaemon {
 
     fn write_config(&self) {
         let text = format!(
-            "{}\n\n[sandbox]\ncgroup_name = \"{}\"\n",
-            self.opts.config, self.cgroup_name
+            "{}\n\n[sandbox]\ncgroup_name = \"{}\"\nprepared = {}\n",
+            self.opts.config, self.cgroup_name, self.opts.prepared
         );
         std::fs::write(self.config_path(), text).expect("write config");
     }

@@ -27,6 +27,9 @@ mod load;
 mod ops;
 #[cfg(test)]
 mod output;
+/// Sandboxes made ahead of their invocations.
+#[cfg(test)]
+mod prepared;
 #[cfg(test)]
 mod registry;
 /// The protocol doc's examples, replayed.
