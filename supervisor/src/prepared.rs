@@ -223,9 +223,9 @@ impl Prepared {
             Ok(sb) => {
                 self.made += 1;
                 self.ready.push(Ready {
-                func: p.func,
-                sb,
-                slot: p.slot,
+                    func: p.func,
+                    sb,
+                    slot: p.slot,
                     made: Instant::now(),
                     work_bytes: p.work_bytes,
                 })
