@@ -128,7 +128,8 @@ fn prepared_sandboxes_follow_a_redeploy_and_never_run_the_old_version() {
     d.client()
         .call(&json!({"id": 1, "op": "remove", "function": "ver"}));
     assert!(
-        eventually(Duration::from_secs(3), || d.stats()["prepared"]["ready"] == 0),
+        eventually(Duration::from_secs(3), || d.stats()["prepared"]["ready"]
+            == 0),
         "a removed function's sandboxes stay: {}",
         d.stats()
     );
@@ -166,7 +167,11 @@ fn prepared_concurrent_invocations_each_get_their_own_sandbox() {
         .collect();
     uids.sort_unstable();
     uids.dedup();
-    assert_eq!(uids.len(), 4, "concurrent runs shared a host uid: {results:?}");
+    assert_eq!(
+        uids.len(),
+        4,
+        "concurrent runs shared a host uid: {results:?}"
+    );
     assert!(d.stats()["prepared"]["used"].as_u64() >= Some(2));
 }
 
@@ -187,7 +192,11 @@ fn prepared_sandboxes_leave_nothing_after_shutdown_or_kill_and_restart() {
     let gone = eventually(Duration::from_secs(2), || {
         HostSnapshot::take().sandbox_pids.is_empty()
     });
-    assert!(gone, "prepared sandboxes outlived the daemon: {:?}", HostSnapshot::take());
+    assert!(
+        gone,
+        "prepared sandboxes outlived the daemon: {:?}",
+        HostSnapshot::take()
+    );
     // The restarted daemon reaps their cgroups, then makes new ones.
     d.restart();
     assert_eq!(d.invoke("a", "")["result"]["stdout"], "a\n");
