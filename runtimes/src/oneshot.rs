@@ -50,6 +50,16 @@ impl Capture {
     }
 }
 
+/// A run's end ([`Run::finish`]).
+#[derive(Debug)]
+pub struct Finished {
+    pub report: RunReport,
+    /// It was stopped by [`Run::cancel`].
+    pub cancelled: bool,
+    /// Drop it to reap the init and remove the cgroup.
+    pub sandbox: Sandbox,
+}
+
 /// A launched invocation.
 #[derive(Debug)]
 pub struct Run {
@@ -157,9 +167,14 @@ pub fn start_prepared(
 }
 
 impl Run {
-    /// The sandbox's fds to watch: pidfd (readable at exit), stdout, stderr.
+    /// The sandbox's fds to watch: pidfd (readable at exit), the init's
+    /// report channel (readable when the command's end is reported, before
+    /// the init itself is gone), stdout, stderr.
     pub fn pidfd(&self) -> BorrowedFd<'_> {
         self.sb.pidfd()
+    }
+    pub fn report_fd(&self) -> BorrowedFd<'_> {
+        self.sb.report_fd()
     }
     pub fn stdout_fd(&self) -> BorrowedFd<'_> {
         self.sb.stdout()
@@ -253,8 +268,11 @@ impl Run {
     }
 
     /// After the end: drain the pipes (every writer is dead), read the FILE
-    /// output, remove the cgroup, and build the report.
-    pub fn finish(mut self) -> (RunReport, bool) {
+    /// output and the usage, and build the report. The sandbox comes back
+    /// with it: its init may still be exiting (it reports first, then goes),
+    /// so an event loop answers first and drops it once its pidfd is
+    /// readable; dropping it reaps the init and removes the cgroup.
+    pub fn finish(mut self) -> Finished {
         self.on_output();
         let wall = self.sb.started().elapsed();
         let (output, output_truncated, output_error) = match (self.protocol, self.sb.work_dir()) {
@@ -278,7 +296,7 @@ impl Run {
         if !launch_trace.is_empty() {
             launch_trace.push(("parent: command ended".into(), wall));
         }
-        let usage = self.sb.finish().unwrap_or_default();
+        let usage = self.sb.usage();
         let mut r = RunReport {
             status: Status::Exited,
             exit_code: None,
@@ -337,7 +355,11 @@ impl Run {
         } else if r.stdout_truncated || r.stderr_truncated || r.output_truncated {
             r.limit = Some(Limit::Output);
         }
-        (r, self.cancelled)
+        Finished {
+            report: r,
+            cancelled: self.cancelled,
+            sandbox: self.sb,
+        }
     }
 }
 
@@ -388,7 +410,10 @@ pub fn run(
         Err(report) => Ok(report),
         Ok(mut r) => {
             drive(&mut r);
-            Ok(r.finish().0)
+            let f = r.finish();
+            // The init is exiting: reap it and remove the cgroup now.
+            drop(f.sandbox);
+            Ok(f.report)
         }
     }
 }

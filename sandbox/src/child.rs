@@ -75,37 +75,35 @@ impl ExecPlan {
     }
 }
 
-/// The payload's environment: the run's own entries (from `Go`) first, so
-/// they win over the spec's for getenv, then the spec's. Built by the init
-/// before it forks, so the payload allocates nothing.
-#[derive(Debug)]
-pub(crate) struct RunEnv {
-    _strings: Vec<CString>,
-    envp: Vec<*const c_char>,
-}
-
-impl RunEnv {
-    /// None if `extra` is not a sequence of `NAME=value\0` entries.
-    fn new(extra: &[u8], exec: &ExecPlan) -> Option<RunEnv> {
-        let mut strings = Vec::new();
-        if !extra.is_empty() {
-            let body = extra.strip_suffix(b"\0")?;
-            for entry in body.split(|&b| b == 0) {
-                let eq = entry.iter().position(|&b| b == b'=')?;
-                if eq == 0 {
-                    return None;
-                }
-                strings.push(CString::new(entry).ok()?);
-            }
+/// Fill `envp` with the run's own entries (from `Go`: `NAME=value\0`
+/// each, pointed at where they lie in `extra`), then the spec's, then the
+/// terminating null. The run's come first, so they win for getenv. Pushes
+/// only within `envp`'s capacity, so the payload allocates nothing here.
+/// False if `extra` is malformed or does not fit.
+fn fill_envp(extra: &[u8], base: &[*const c_char], envp: &mut Vec<*const c_char>) -> bool {
+    envp.clear();
+    let mut start = 0;
+    while start < extra.len() {
+        let Some(len) = extra[start..].iter().position(|&b| b == 0) else {
+            return false;
+        };
+        let entry = &extra[start..start + len];
+        match entry.iter().position(|&b| b == b'=') {
+            Some(eq) if eq > 0 => {}
+            _ => return false,
         }
-        let mut envp: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-        // The spec's array ends in its null pointer, which ends ours too.
-        envp.extend_from_slice(&exec.envp);
-        Some(RunEnv {
-            _strings: strings,
-            envp,
-        })
+        if envp.len() == envp.capacity() {
+            return false;
+        }
+        envp.push(entry.as_ptr().cast());
+        start += len + 1;
     }
+    // The spec's array ends in its null pointer, which ends ours too.
+    if envp.capacity() - envp.len() < base.len() {
+        return false;
+    }
+    envp.extend_from_slice(base);
+    true
 }
 
 /// Everything the child needs, prepared by the parent.
@@ -210,33 +208,24 @@ fn setup(p: &ChildPlan, stdio: &ChildStdio, sock: &OwnedFd) -> Result<(), ChildE
     Ok(())
 }
 
-/// The sandbox's pid 1: wait for the caller's go, start the payload, forward
-/// termination signals to every process of the sandbox, reap orphans, and
-/// when the payload ends kill whatever it left and report its status.
+/// The sandbox's pid 1: start the payload (which waits for the caller's
+/// go), forward termination signals to every process of the sandbox, reap
+/// orphans, and when the payload ends kill whatever it left and report its
+/// status.
 fn init(p: &ChildPlan, sock: OwnedFd) -> ! {
-    fn fail(sock: &OwnedFd, step: Step, errno: Errno) -> ! {
-        let _ = sync::send(sock.as_fd(), Msg::Failed { step, errno }, None);
-        sys::exit_now(127)
-    }
     // Block everything first, so no signal is lost between fork and sigwait.
     let all = SigSet::all();
     if let Err(e) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None) {
-        fail(&sock, Step::Signals, e);
+        report_failed(&sock, Step::Signals, e);
     }
-    // Ready to run: a prepared sandbox waits here, set up, until it is used.
-    let env = match sync::recv_go(sock.as_fd()) {
-        Ok(Some(env)) => env,
-        Ok(None) => sys::exit_now(127), // the caller dropped the sandbox
-        Err(e) => fail(&sock, Step::Go, e),
-    };
-    mark(p, &sock, Step::Go);
-    let Some(envp) = RunEnv::new(&env, &p.exec) else {
-        fail(&sock, Step::Go, Errno::EINVAL)
-    };
+    // Everything the payload will need after its seccomp filter is in,
+    // allocated here: the go's datagram and the environment's pointers.
+    let mut go = vec![0u8; sync::GO_DATAGRAM];
+    let mut envp: Vec<*const c_char> = Vec::with_capacity(sync::MAX_GO_ENV / 3 + p.exec.envp.len());
     let payload = match sys::fork() {
-        Ok(0) => payload(p, sock, &envp),
+        Ok(0) => payload(p, sock, &mut go, &mut envp),
         Ok(pid) => Pid::from_raw(pid),
-        Err(e) => fail(&sock, Step::Fork, e.errno),
+        Err(e) => report_failed(&sock, Step::Fork, e.errno),
     };
     // The payload holds stdio now; the init keeps none of it, so the parent
     // sees EOF as soon as the payload's tree closes its ends.
@@ -294,40 +283,45 @@ fn reap(payload: Pid) -> Option<WaitStatus> {
     }
 }
 
-/// The payload: default signals, seccomp last, exec.
 /// Tracing only: tell the parent that `step` just ended.
 fn mark(p: &ChildPlan, sock: &OwnedFd, step: Step) {
     if let Some(t0) = p.trace {
         let ns = crate::trace::since(t0);
-        let _ = sync::send(sock.as_fd(), Msg::Mark { step, ns }, None);
+        let _ = sync::send_plain(sock.as_fd(), Msg::Mark { step, ns });
     }
 }
 
-fn payload(p: &ChildPlan, sock: OwnedFd, env: &RunEnv) -> ! {
+/// A setup step of the init or the payload failed: say which, and exit.
+/// (write(2), not sendmsg: the payload's filter may not allow sendmsg.)
+fn report_failed(sock: &OwnedFd, step: Step, errno: Errno) -> ! {
+    let _ = sync::send_plain(sock.as_fd(), Msg::Failed { step, errno });
+    sys::exit_now(127)
+}
+
+/// The payload: default signals, seccomp, then — set up to the last step,
+/// so that a prepared sandbox only has an exec left to do — wait for the
+/// go, and exec with the run's environment. After the filter it makes no
+/// call but read(2), write(2) and execve(2).
+fn payload(p: &ChildPlan, sock: OwnedFd, go: &mut [u8], envp: &mut Vec<*const c_char>) -> ! {
     mark(p, &sock, Step::Fork);
-    let errno = match sys::reset_signals() {
-        Err(e) => e.errno,
-        // Last, so the filter only has to allow execve and what the payload uses.
-        Ok(()) => match p.seccomp.apply() {
-            Err(e) => {
-                let _ = sync::send(
-                    sock.as_fd(),
-                    Msg::Failed {
-                        step: Step::Seccomp,
-                        errno: e,
-                    },
-                    None,
-                );
-                sys::exit_now(127);
-            }
-            Ok(()) => {
-                // (Sent only if the profile allows sendmsg; tracing is best effort.)
-                mark(p, &sock, Step::Seccomp);
-                sys::execve(&p.exec.path, &p.exec.argv, &env.envp).errno
-            }
-        },
+    if let Err(e) = sys::reset_signals() {
+        report_failed(&sock, Step::Signals, e.errno);
+    }
+    if let Err(e) = p.seccomp.apply() {
+        report_failed(&sock, Step::Seccomp, e);
+    }
+    mark(p, &sock, Step::Seccomp);
+    let env = match sync::read_go(sock.as_fd(), go) {
+        Ok(Some(env)) => env,
+        Ok(None) => sys::exit_now(127), // the caller dropped the sandbox
+        Err(e) => report_failed(&sock, Step::Go, e),
     };
-    let _ = sync::send(sock.as_fd(), Msg::ExecFailed { errno }, None);
+    if !fill_envp(env, &p.exec.envp, envp) {
+        report_failed(&sock, Step::Go, Errno::EINVAL);
+    }
+    mark(p, &sock, Step::Go);
+    let errno = sys::execve(&p.exec.path, &p.exec.argv, envp).errno;
+    let _ = sync::send_plain(sock.as_fd(), Msg::ExecFailed { errno });
     sys::exit_now(127)
 }
 
@@ -366,5 +360,32 @@ mod tests {
         let mut e = exec(&["x"], &[]);
         e.path = PathBuf::from("bin/echo");
         assert!(ExecPlan::new(&e).is_err());
+    }
+
+    #[test]
+    fn run_env_comes_first_in_place_and_bad_or_oversized_env_is_refused() {
+        let plan = ExecPlan::new(&exec(&["echo"], &[("PATH", "/bin")])).unwrap();
+        let extra = b"EXECUTION_ID=e-1\0TRACE_ID=t\0";
+        let mut envp: Vec<*const c_char> = Vec::with_capacity(8);
+        assert!(fill_envp(extra, &plan.envp, &mut envp));
+        let read = |p: *const c_char| {
+            // SAFETY: every pointer but the last points at a NUL-terminated
+            // entry of `extra` or of the plan, both alive for the whole test.
+            let c = unsafe { std::ffi::CStr::from_ptr(p) };
+            c.to_str().unwrap().to_owned()
+        };
+        let got: Vec<String> = envp[..envp.len() - 1].iter().map(|&p| read(p)).collect();
+        assert_eq!(got, ["EXECUTION_ID=e-1", "TRACE_ID=t", "PATH=/bin"]);
+        assert!(envp.last().unwrap().is_null());
+        // No run environment at all: the spec's alone.
+        assert!(fill_envp(b"", &plan.envp, &mut envp));
+        assert_eq!(envp.len(), 2);
+        for bad in [&b"NOEQUALS\0"[..], b"=v\0", b"A=1"] {
+            assert!(!fill_envp(bad, &plan.envp, &mut envp), "{bad:?}");
+        }
+        // More entries than the room made for them: refused, never grown.
+        let mut small: Vec<*const c_char> = Vec::with_capacity(2);
+        assert!(!fill_envp(b"A=1\0B=2\0", &plan.envp, &mut small));
+        assert_eq!(small.capacity(), 2);
     }
 }

@@ -48,7 +48,10 @@ pub struct Sandbox {
     host_uid: u32,
     host_gid: u32,
     started: Instant,
+    /// The command's end, once known (the init's report, or its own end).
     exit: Option<Exit>,
+    /// Whether the init has been reaped (it can outlive its report briefly).
+    reaped: bool,
     exec_failed: Option<Errno>,
     payload_status: Option<WaitStatus>,
     /// Whether [`Sandbox::start`] has sent the go.
@@ -172,6 +175,7 @@ pub(crate) fn launch(
         host_gid: spec.ids.host_gid,
         started: Instant::now(),
         exit: None,
+        reaped: false,
         exec_failed: None,
         payload_status: None,
         go: false,
@@ -287,6 +291,7 @@ impl Sandbox {
             host_gid: a.host_gid,
             started: now,
             exit: None,
+            reaped: false,
             exec_failed: None,
             payload_status: None,
             go: false,
@@ -332,6 +337,7 @@ impl Sandbox {
         fds.extend(work);
         // Nothing to end here: mark it ended so dropping only closes fds.
         self.exit = Some(Exit::Killed(0));
+        self.reaped = true;
         (info, fds)
     }
 
@@ -487,38 +493,77 @@ impl Sandbox {
         }
     }
 
-    /// The command's end, if the sandbox has ended (non-blocking).
+    /// The command's end as the init reported it, if it has.
+    fn reported(&self) -> Option<Exit> {
+        match (self.exec_failed, self.payload_status) {
+            (Some(errno), _) => Some(Exit::ExecFailed(errno)),
+            (None, Some(WaitStatus::Exited(c))) => Some(Exit::Exited(c)),
+            (None, Some(WaitStatus::Signaled(s))) => Some(Exit::Signaled(s)),
+            (None, None) => None,
+        }
+    }
+
+    /// The command's end, as soon as it is known (non-blocking): the init's
+    /// report once it has sent it, after it has reaped every process of the
+    /// sandbox (the init itself may still be exiting: [`Sandbox::try_reap`]
+    /// or dropping the handle reaps it), else the init's own end.
     pub fn try_wait(&mut self) -> Result<Option<Exit>, Errno> {
         if let Some(e) = self.exit {
             return Ok(Some(e));
         }
+        self.drain_reports();
+        if let Some(e) = self.reported() {
+            self.exit = Some(e);
+            return Ok(Some(e));
+        }
         match sys::waitid_pidfd(self.pidfd.as_fd(), true).map_err(|e| e.errno)? {
             None => Ok(None),
-            Some(init) => Ok(Some(self.record_exit(init))),
+            Some(init) => {
+                self.reaped = true;
+                Ok(Some(self.record_exit(init)))
+            }
         }
     }
 
-    /// Block until the sandbox has ended.
+    /// Block until the sandbox has ended (the init reaped).
     pub fn wait(&mut self) -> Result<Exit, Errno> {
-        if let Some(e) = self.exit {
-            return Ok(e);
+        if !self.reaped {
+            let init = sys::waitid_pidfd(self.pidfd.as_fd(), false)
+                .map_err(|e| e.errno)?
+                .ok_or(Errno::ECHILD)?;
+            self.reaped = true;
+            if self.exit.is_none() {
+                self.record_exit(init);
+            }
         }
-        let init = sys::waitid_pidfd(self.pidfd.as_fd(), false)
-            .map_err(|e| e.errno)?
-            .ok_or(Errno::ECHILD)?;
-        Ok(self.record_exit(init))
+        self.exit.ok_or(Errno::ECHILD)
+    }
+
+    /// Reap the init if it has exited, without waiting; true once it is
+    /// gone (then dropping the handle only removes the cgroup).
+    pub fn try_reap(&mut self) -> bool {
+        if !self.reaped {
+            match sys::waitid_pidfd(self.pidfd.as_fd(), true) {
+                Ok(None) => return false,
+                Ok(Some(init)) => {
+                    if self.exit.is_none() {
+                        self.record_exit(init);
+                    }
+                }
+                Err(_) => {}
+            }
+            self.reaped = true;
+        }
+        true
     }
 
     fn record_exit(&mut self, init: WaitStatus) -> Exit {
         // The init writes its report before exiting, so it is already queued.
         self.drain_reports();
-        let exit = match (self.exec_failed, self.payload_status, init) {
-            (Some(errno), _, _) => Exit::ExecFailed(errno),
-            (None, Some(WaitStatus::Exited(c)), _) => Exit::Exited(c),
-            (None, Some(WaitStatus::Signaled(s)), _) => Exit::Signaled(s),
-            (None, None, WaitStatus::Signaled(s)) => Exit::Killed(s),
-            (None, None, WaitStatus::Exited(c)) => Exit::Killed(c),
-        };
+        let exit = self.reported().unwrap_or(match init {
+            WaitStatus::Signaled(s) => Exit::Killed(s),
+            WaitStatus::Exited(c) => Exit::Killed(c),
+        });
         self.exit = Some(exit);
         exit
     }
@@ -535,18 +580,12 @@ impl Sandbox {
     }
 
     fn teardown(&mut self) -> Result<CgroupUsage, SpawnError> {
-        if self.exit.is_none() {
+        if !self.reaped {
+            // Still running, or exiting after its report: either way, now.
             let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                match sys::waitid_pidfd(self.pidfd.as_fd(), true) {
-                    Ok(Some(st)) => {
-                        self.record_exit(st);
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_micros(200)),
-                    Err(_) => break,
-                }
+            while !self.try_reap() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
             }
         }
         match self.cgroup.take() {

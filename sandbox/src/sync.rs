@@ -175,17 +175,22 @@ pub(crate) fn send_go(sock: BorrowedFd<'_>, env: &[u8]) -> Result<(), Errno> {
     }
 }
 
-/// Init: block until `Go`; returns its environment bytes, or `Ok(None)`
-/// when the parent is gone (EOF). Anything else is EPROTO.
-pub(crate) fn recv_go(sock: BorrowedFd<'_>) -> Result<Option<Vec<u8>>, Errno> {
-    let mut buf = vec![0u8; SIZE + MAX_GO_ENV];
+/// The size of a buffer that holds any `Go` datagram.
+pub(crate) const GO_DATAGRAM: usize = SIZE + MAX_GO_ENV;
+
+/// Payload: block until `Go` (read(2) into `buf`, which must be
+/// [`GO_DATAGRAM`] long: nothing is allocated); returns its environment
+/// bytes, or `Ok(None)` when the parent is gone (EOF). Anything else is
+/// EPROTO.
+pub(crate) fn read_go<'b>(
+    sock: BorrowedFd<'_>,
+    buf: &'b mut [u8],
+) -> Result<Option<&'b [u8]>, Errno> {
     let n = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_CMSG_CLOEXEC) {
+        match nix::unistd::read(sock, buf) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
-            Ok(m) if m.flags.contains(MsgFlags::MSG_TRUNC) => return Err(Errno::EPROTO),
-            Ok(m) => break m.bytes,
+            Ok(n) => break n,
         }
     };
     if n == 0 {
@@ -196,12 +201,22 @@ pub(crate) fn recv_go(sock: BorrowedFd<'_>) -> Result<Option<Vec<u8>>, Errno> {
         .and_then(|h| h.try_into().ok())
         .ok_or(Errno::EPROTO)?;
     match Msg::decode(head) {
-        Some(Msg::Go { env_len }) if env_len as usize == n - SIZE => {
-            buf.truncate(n);
-            buf.drain(..SIZE);
-            Ok(Some(buf))
-        }
+        Some(Msg::Go { env_len }) if env_len as usize == n - SIZE => Ok(Some(&buf[SIZE..n])),
         _ => Err(Errno::EPROTO),
+    }
+}
+
+/// Send one message with write(2) (no fd, no allocation): what the payload
+/// can do under any seccomp profile. A gone parent is EPIPE (or SIGPIPE in
+/// the payload, whose signals are back to their defaults: it dies, as it
+/// should with no one to report to).
+pub(crate) fn send_plain(sock: BorrowedFd<'_>, msg: Msg) -> Result<(), Errno> {
+    let buf = msg.encode();
+    loop {
+        match nix::unistd::write(sock, &buf) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
     }
 }
 
@@ -263,19 +278,29 @@ mod tests {
     #[test]
     fn sync_go_carries_its_environment_and_refuses_oversize() {
         let (a, b) = channel().unwrap();
+        let mut buf = vec![0u8; GO_DATAGRAM];
         send_go(a.as_fd(), b"A=1\0B=two\0").unwrap();
-        assert_eq!(recv_go(b.as_fd()).unwrap().unwrap(), b"A=1\0B=two\0");
+        assert_eq!(
+            read_go(b.as_fd(), &mut buf).unwrap().unwrap(),
+            b"A=1\0B=two\0"
+        );
         send_go(a.as_fd(), b"").unwrap();
-        assert_eq!(recv_go(b.as_fd()).unwrap().unwrap(), b"");
+        assert_eq!(read_go(b.as_fd(), &mut buf).unwrap().unwrap(), b"");
         let big = vec![b'x'; MAX_GO_ENV + 1];
         assert_eq!(send_go(a.as_fd(), &big).unwrap_err(), Errno::E2BIG);
+        let most = vec![b'x'; MAX_GO_ENV];
+        send_go(a.as_fd(), &most).unwrap();
+        assert_eq!(
+            read_go(b.as_fd(), &mut buf).unwrap().unwrap().len(),
+            MAX_GO_ENV
+        );
         // Anything but Go where Go is awaited is a protocol error.
-        send(a.as_fd(), Msg::Proceed, None).unwrap();
-        assert_eq!(recv_go(b.as_fd()).unwrap_err(), Errno::EPROTO);
+        send_plain(a.as_fd(), Msg::Proceed).unwrap();
+        assert_eq!(read_go(b.as_fd(), &mut buf).unwrap_err(), Errno::EPROTO);
         drop(a);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
-            match recv_go(b.as_fd()) {
+            match read_go(b.as_fd(), &mut buf) {
                 Ok(None) => break,
                 r if std::time::Instant::now() > deadline => panic!("no EOF: {r:?}"),
                 _ => std::thread::sleep(std::time::Duration::from_millis(1)),

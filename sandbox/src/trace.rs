@@ -45,7 +45,8 @@ impl Mark {
         match self {
             Mark::Parent(s) => format!("parent: {s}"),
             Mark::Child(Step::Fork) => "payload: forked by init".into(),
-            Mark::Child(Step::Seccomp) => "payload: seccomp installed, execve next".into(),
+            Mark::Child(Step::Seccomp) => "payload: seccomp installed, waiting for go".into(),
+            Mark::Child(Step::Go) => "payload: go received, execve next".into(),
             Mark::Child(Step::Exec) => "init: command exited and reaped".into(),
             Mark::Child(s) => format!("child: {s}"),
         }

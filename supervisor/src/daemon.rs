@@ -106,9 +106,13 @@ const K_PIDFD: usize = 3;
 const K_STDOUT: usize = 4;
 const K_STDERR: usize = 5;
 const K_STDIN: usize = 6;
+/// A run's report channel: the init says the command ended.
+const K_REPORT: usize = 8;
+/// Bits of a token that say which fd of an id it is (warm.rs's K_WARM too).
+pub(crate) const KIND_BITS: usize = 4;
 
 fn token(id: usize, kind: usize) -> Token {
-    Token((id << 3) | kind)
+    Token((id << KIND_BITS) | kind)
 }
 
 /// An invocation waiting for a slot.
@@ -172,6 +176,8 @@ struct Daemon {
     launcher: Rc<Launcher>,
     /// Sandboxes made ahead for the next invocations (supervisor/src/prepared.rs).
     prepared: Prepared,
+    /// Answered runs whose init is still exiting, by run id.
+    reaping: HashMap<usize, paddock_sandbox::Sandbox>,
 }
 
 fn resolve_groups(groups: &[GroupRef]) -> Vec<u32> {
@@ -509,6 +515,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         warm,
         launcher,
         prepared: Prepared::default(),
+        reaping: HashMap::new(),
     };
     d.poll
         .registry()
@@ -519,6 +526,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         )
         .map_err(io_err("register launcher"))?;
     d.run_loop();
+    // Answered runs whose init was still exiting: reaped, cgroups removed.
+    d.reaping.clear();
     // prepared: their inits are killed and reaped, their cgroups removed;
     // those still being made are waited for (briefly) and dropped too.
     d.prepared.clear();
@@ -553,12 +562,14 @@ impl Daemon {
                     SIGNALS => self.on_signals(),
                     LAUNCHER => self.on_launcher(),
                     Token(n) => {
-                        let (id, kind) = (n >> 3, n & 7);
+                        let (id, kind) = (n >> KIND_BITS, n & ((1 << KIND_BITS) - 1));
                         match kind {
                             // The peer closed both directions: nobody to answer.
                             K_CONN if ev.is_write_closed() => self.close_conn(id),
                             K_CONN => self.on_conn(id, ev.is_readable(), ev.is_writable()),
-                            K_PIDFD | K_STDOUT | K_STDERR | K_STDIN => self.on_run(id, kind),
+                            K_PIDFD | K_REPORT | K_STDOUT | K_STDERR | K_STDIN => {
+                                self.on_run(id, kind)
+                            }
                             // warm: a runner's pidfd, stdout or stdin.
                             K_WARM => {
                                 let done = self.warm.on_event(self.poll.registry(), id);
@@ -1146,6 +1157,22 @@ impl Daemon {
         self.send(q.conn, protocol::ok_line(&q.id, v));
     }
 
+    /// Finish an ended run's sandbox once its init has exited: reap it and
+    /// remove its cgroup (the pidfd, still watched, says when).
+    fn reap_done(&mut self, rid: usize) {
+        let Some(sb) = self.reaping.get_mut(&rid) else {
+            return;
+        };
+        if sb.try_reap() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&sb.pidfd().as_raw_fd()));
+            // Dropping it removes the cgroup (its processes are all gone).
+            self.reaping.remove(&rid);
+        }
+    }
+
     /// What the prepared pool needs to make a sandbox.
     fn maker(&mut self) -> DaemonMaker<'_> {
         DaemonMaker {
@@ -1265,6 +1292,13 @@ impl Daemon {
                     .is_ok();
                 ok &= reg
                     .register(
+                        &mut SourceFd(&raw(run.report_fd())),
+                        token(rid, K_REPORT),
+                        Interest::READABLE,
+                    )
+                    .is_ok();
+                ok &= reg
+                    .register(
                         &mut SourceFd(&raw(run.stdout_fd())),
                         token(rid, K_STDOUT),
                         Interest::READABLE,
@@ -1317,6 +1351,10 @@ impl Daemon {
 
     fn on_run(&mut self, rid: usize, kind: usize) {
         let Some(r) = self.runs.get_mut(&rid) else {
+            // An ended run whose init has now exited: reap it.
+            if kind == K_PIDFD {
+                self.reap_done(rid);
+            }
             return;
         };
         match kind {
@@ -1400,8 +1438,9 @@ impl Daemon {
             return;
         };
         let reg = self.poll.registry();
+        // The pidfd stays watched until the init is reaped (reap_done).
         for fd in [
-            Some(r.run.pidfd()),
+            Some(r.run.report_fd()),
             Some(r.run.stdout_fd()),
             Some(r.run.stderr_fd()),
             r.run.stdin_fd(),
@@ -1415,18 +1454,21 @@ impl Daemon {
         if let Some(n) = self.running_per_fn.get_mut(&name) {
             *n = n.saturating_sub(1);
         }
-        let (report, cancelled) = r.run.finish();
+        let finished = r.run.finish();
+        // Answer first: the init may still be tearing its namespaces down.
         self.respond(
             r.conn,
             &r.id,
             &r.func,
             &r.execution_id,
-            report,
+            finished.report,
             r.queued,
             r.arrived,
-            cancelled,
+            finished.cancelled,
             false,
         );
+        self.reaping.insert(rid, finished.sandbox);
+        self.reap_done(rid);
         drop(r.func);
         self.registry.collect_garbage();
         self.schedule();

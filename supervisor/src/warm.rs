@@ -57,7 +57,7 @@ const SUB_STDOUT: usize = 1;
 const SUB_STDIN: usize = 2;
 
 fn token(runner: usize, sub: usize) -> Token {
-    Token(((runner * 4 + sub) << 3) | K_WARM)
+    Token(((runner * 4 + sub) << crate::daemon::KIND_BITS) | K_WARM)
 }
 
 fn log(msg: impl std::fmt::Display) {
