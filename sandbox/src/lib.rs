@@ -1,15 +1,19 @@
 //! paddock-sandbox: launch one process in isolation and hand back a handle.
 //!
 //! Describe the sandbox as a [`SandboxSpec`] (plain values, secure defaults
-//! chosen by the caller), then [`spawn`] it. The child runs these steps, in
-//! this order (see `child.rs`): wait for the parent (uid/gid maps, cgroup),
+//! chosen by the caller), then [`spawn`] it — or have a [`Launcher`], a small
+//! helper process, clone it for you. The child runs these steps, in this
+//! order (see `child.rs`): wait for the parent (uid/gid maps, cgroup),
 //! switch to the namespace's uid 0, cgroup namespace, hostname, new root
 //! (tmpfs, read-only binds, /fn, /proc, /dev, /tmp, /work, pivot_root,
 //! read-only root), rlimits, setsid, stdio, drop every capability and lock
 //! securebits, close every other fd, no_new_privs, landlock; then, as the
-//! sandbox's init, it forks the payload, which installs seccomp and execs.
+//! sandbox's init, it forks the payload, which installs seccomp and waits.
+//! [`Sandbox::start`] sends the go with the run's own environment, and the
+//! payload execs: a sandbox can be made well before it is needed.
 //!
-//! The crate knows nothing about functions, policies or JSON.
+//! The crate knows nothing about functions or policies; JSON only crosses
+//! between a caller and its launcher.
 
 mod caps;
 pub mod cgroup;
