@@ -343,6 +343,19 @@ def main():
         for _ in range(wn):
             for k, r in nolaunch.items():
                 nres[k].append(A.req(r)[0])
+        # The same with the client and the daemon pinned to one CPU: in a VM, waking a process on
+        # the other CPU (an IPI through the hypervisor) can cost more than the daemon's own work.
+        cpus = sorted(os.sched_getaffinity(daemon.pid))
+        npin = {k: [] for k in nolaunch}
+        try:
+            os.sched_setaffinity(daemon.pid, {cpus[-1]})
+            os.sched_setaffinity(A.p.pid, {cpus[-1]})
+            for _ in range(wn):
+                for k, r in nolaunch.items():
+                    npin[k].append(A.req(r)[0])
+        finally:
+            os.sched_setaffinity(daemon.pid, cpus)
+            os.sched_setaffinity(A.p.pid, cpus)
 
         progress("case 4 (CPU-bound WASM)")
         # ---- case 4: CPU-bound fib(30), Paddock vs the wasmi CLI -----------------------------------
@@ -532,8 +545,12 @@ def main():
 
     desc = nres["describe"]
     out += [f"\n### 5. Daemon-only overhead: a request that launches nothing ({wn} of each, alternated)\n",
-            "| request | median µs | p99 µs |", "|---|---:|---:|"]
-    out += [f"| {k} | {p50(v):.1f} | {p99(v):.1f} |" for k, v in nres.items()]
+            "| request | median µs | p99 µs | client and daemon on one CPU: median µs | p99 µs |",
+            "|---|---:|---:|---:|---:|"]
+    out += [f"| {k} | {p50(v):.1f} | {p99(v):.1f} | {p50(npin[k]):.1f} | {p99(npin[k]):.1f} |"
+            for k, v in nres.items()]
+    out.append("\nFirst as scheduled (what a client sees), then with the agent and the daemon pinned to one "
+               "CPU: the difference is the cost of waking a process on the other CPU, not the daemon's work.")
 
     norm = lambda k: p50(ph[k][0]) / p50(ph[k][1])  # invoke / fork+exec+wait, same phase
     out += [f"\n### 6. Launch latency while the daemon holds {nload} unfinished request lines of "
@@ -575,7 +592,9 @@ def main():
         tg.append(target("CPU-bound WASM ≤ 1.1× wasmi CLI (p50)", f"{rf:.2f}×", rf <= 1.1))
     else:
         tg.append("| CPU-bound WASM ≤ 1.1× wasmi CLI | wasmi CLI missing | skipped |")
-    tg.append(target("daemon overhead ≤ 30 µs (describe, p50)", f"{p50(desc):.1f} µs", p50(desc) <= 30))
+    tg.append(target("daemon overhead ≤ 30 µs (describe, p50, as scheduled)", f"{p50(desc):.1f} µs", p50(desc) <= 30))
+    tg.append(target("daemon overhead ≤ 30 µs (describe, p50, one CPU)", f"{p50(npin['describe']):.1f} µs",
+                     p50(npin["describe"]) <= 30))
     tg.append(target("idle RSS ≤ 8 MiB", f"{mib(rss_idle):.1f} MiB", rss_idle <= 8 * 1024))
     rl = norm("with the load") / norm("before")
     tg.append(target(f"launch latency within ±10% with {mib(nload * part / 1024):.0f} MiB held",
