@@ -48,6 +48,18 @@ pub struct Conn {
     pub read_closed: bool,
 }
 
+/// Buffers keep this much capacity while empty; a connection that once
+/// carried a big line (a 16 MiB output, an 8 MiB deploy) does not keep the
+/// memory for the rest of its life.
+const KEEP: usize = 64 * 1024;
+
+/// Frees an empty buffer's capacity beyond [`KEEP`].
+fn release(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > KEEP {
+        *buf = Vec::new();
+    }
+}
+
 impl Conn {
     pub fn new(stream: UnixStream, peer: Peer) -> Conn {
         Conn {
@@ -106,6 +118,7 @@ impl Conn {
                 line.pop();
             }
             if self.rbuf.is_empty() {
+                release(&mut self.rbuf);
                 self.partial_since = None;
             } else {
                 self.partial_since.get_or_insert_with(Instant::now);
@@ -138,6 +151,13 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.write_blocked_since.get_or_insert_with(Instant::now);
+                    // Answers that keep coming never let the buffer empty:
+                    // drop what is written (at most as many bytes move as
+                    // were written), or it would hold every answer so far.
+                    if self.wpos >= KEEP && self.wpos * 2 >= self.wbuf.len() {
+                        self.wbuf.drain(..self.wpos);
+                        self.wpos = 0;
+                    }
                     return Ok(false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -145,6 +165,7 @@ impl Conn {
             }
         }
         self.wbuf.clear();
+        release(&mut self.wbuf);
         self.wpos = 0;
         self.write_blocked_since = None;
         Ok(true)
@@ -230,6 +251,50 @@ mod tests {
             Instant::now() + Duration::from_secs(2),
             Duration::from_secs(1)
         ));
+    }
+
+    /// A client that reads while answers keep coming, so the buffer never
+    /// empties: it holds what is not written yet, not everything queued
+    /// since it last emptied, and frees its capacity once empty.
+    #[test]
+    fn conn_written_answers_are_dropped_while_more_keep_coming() {
+        use std::io::Read as _;
+        let (mut c, mut b) = pair();
+        let answer = vec![b'a'; 1 << 20];
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        // One answer ahead of the reader all along.
+        c.queue(&answer);
+        for _ in 0..20 {
+            c.queue(&answer);
+            let mut took = 0;
+            while took < answer.len() {
+                c.flush().unwrap();
+                let want = (answer.len() - took).min(buf.len());
+                let n = b.read(&mut buf[..want]).unwrap();
+                took += n;
+            }
+            got += took;
+            assert!(c.pending_write() > 0, "the buffer emptied");
+            assert!(
+                c.wbuf.len() <= 2 * c.pending_write() + KEEP,
+                "{} bytes buffered for {} pending",
+                c.wbuf.len(),
+                c.pending_write()
+            );
+        }
+        b.set_nonblocking(true).unwrap();
+        loop {
+            let done = c.flush().unwrap();
+            match b.read(&mut buf) {
+                Ok(n) => got += n,
+                Err(_) if done => break,
+                Err(_) => {}
+            }
+        }
+        assert_eq!(got, 21 << 20, "every byte arrives");
+        assert_eq!(c.pending_write(), 0);
+        assert!(c.wbuf.capacity() <= KEEP, "{}", c.wbuf.capacity());
     }
 
     #[test]

@@ -444,6 +444,8 @@ pub enum Recv {
 pub struct Client {
     pub stream: UnixStream,
     buf: Vec<u8>,
+    /// Bytes of `buf` known to hold no newline (a long line is scanned once).
+    scanned: usize,
 }
 
 impl Client {
@@ -462,6 +464,7 @@ impl Client {
         Client {
             stream,
             buf: Vec::new(),
+            scanned: 0,
         }
     }
 
@@ -481,11 +484,14 @@ impl Client {
     pub fn recv_line(&mut self, within: Duration) -> Recv {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+            if let Some(i) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+                let rest = self.buf.split_off(self.scanned + i + 1);
+                let mut line = std::mem::replace(&mut self.buf, rest);
                 line.pop();
+                self.scanned = 0;
                 return Recv::Line(line);
             }
+            self.scanned = self.buf.len();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Recv::Timeout;

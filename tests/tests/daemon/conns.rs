@@ -172,3 +172,102 @@ fn conn_half_closed_client_still_gets_every_answer() {
         .iter()
         .any(|a| a["id"] == json!(2) && a["ok"] == json!(true)));
 }
+
+/// DP7 at the row's scale: 100 runs of 1 MiB output whose clients never
+/// read (100 connections, one invocation each, over two functions so that
+/// all fit the queues). Every run completes and the daemon keeps serving;
+/// it holds at most one answer per connection (each asked once), so its
+/// peak RSS stays within 100 × 1 MiB plus 8 slots' output and answers plus
+/// 16 MiB. When the clients vanish with their answers unread (the daemon's
+/// next writes get EPIPE: no SIGPIPE death), every fd and slot is freed, and
+/// the memory is: a second round of 100 peaks no higher than the first
+/// (+16 MiB), where kept answers would add another 100 MiB.
+#[test]
+fn conn_hundred_non_reading_clients_of_1_mib_outputs_are_freed_and_rss_stays_bounded() {
+    require_root();
+    const CLIENTS: usize = 100;
+    const MIB: usize = 1 << 20;
+    let d = TestDaemon::with(DaemonOpts {
+        write_timeout_ms: Some(60_000),
+        ..Default::default()
+    });
+    let data = vec![b'a'; MIB];
+    for f in ["mib-a", "mib-b"] {
+        d.deploy_ok(
+            f,
+            "runtime = \"native\"\ncommand = [\"/bin/cat\", \"/fn/out.txt\"]\n\n[limits]\nconcurrency = 8\ntimeout_ms = 30000\noutput = \"1MiB\"\n",
+            &[("out.txt", &data, false)],
+        );
+    }
+    let v = d.invoke("mib-a", "");
+    assert_eq!(
+        bytes_field(&v["result"], "stdout").map(|o| o.len()),
+        Some(MIB)
+    );
+    let pid = d.pid();
+    let fds_start = d.fd_count();
+    let rss_start = d.rss_kib();
+    let mut exited = 1;
+    let mut round = |n: usize| {
+        d.reset_peak_rss();
+        let lazy: Vec<Client> = (0..CLIENTS)
+            .map(|i| {
+                let mut c = d.client();
+                let f = if i % 2 == 0 { "mib-a" } else { "mib-b" };
+                c.send(&json!({"id": i, "op": "invoke", "function": f}));
+                c
+            })
+            .collect();
+        exited += CLIENTS;
+        let done = integration_tests::eventually(Duration::from_secs(90), || {
+            let s = d.stats();
+            s["in_flight"] == 0
+                && s["queued"] == 0
+                && s["outcomes"]["exited"].as_u64() == Some(exited as u64)
+        });
+        assert!(
+            done,
+            "round {n}: the 100 runs did not all complete: {}",
+            d.stats()
+        );
+        let peak = d.peak_rss_kib();
+        // Gone without reading: the daemon's pending writes fail, it lives on.
+        drop(lazy);
+        let freed =
+            integration_tests::eventually(Duration::from_secs(10), || d.fd_count() <= fds_start);
+        assert!(
+            freed,
+            "round {n}: daemon holds {} fds, had {fds_start}",
+            d.fd_count()
+        );
+        let s = d.stats();
+        assert_eq!(
+            (&s["in_flight"], &s["queued"]),
+            (&json!(0), &json!(0)),
+            "{s}"
+        );
+        assert_eq!(s["outcomes"]["exited"], exited as u64, "round {n}: {s}");
+        assert_eq!(d.pid(), pid);
+        peak
+    };
+    let first = round(1);
+    let bound = rss_start + ((CLIENTS + 2 * 8) * (MIB + 4096) / 1024) as u64 + 16 * 1024;
+    assert!(
+        first <= bound,
+        "daemon RSS peaked at {first} KiB, over {bound} KiB ({rss_start} KiB at start)"
+    );
+    let second = round(2);
+    eprintln!(
+        "100 unread 1 MiB answers: RSS {rss_start} KiB at start, peaks {first} and {second} KiB"
+    );
+    assert!(
+        second <= first + 16 * 1024,
+        "the second round peaked at {second} KiB, the first at {first} KiB: answers kept"
+    );
+    let v = d.invoke("mib-b", "");
+    assert_eq!(v["result"]["status"], "exited", "{}", v["result"]["status"]);
+    assert_eq!(
+        bytes_field(&v["result"], "stdout").map(|o| o.len()),
+        Some(MIB)
+    );
+}
