@@ -7,7 +7,9 @@
 //! `current` naming the live version. A deploy writes the new version beside
 //! the old (files fsynced, directory fsynced), then replaces `current`
 //! atomically (temp file, fsync, rename, fsync of the directory). A crash at
-//! any point leaves the old version or the new one, never neither. Old
+//! any point leaves the old version or the new one, never neither. A deploy
+//! answered with an error leaves the old version live: when the directory's
+//! fsync after the switch fails, the old pointer is put back. Old
 //! versions are deleted only when no running invocation still uses them
 //! (each run holds an `Arc` of the version it started with).
 
@@ -82,6 +84,15 @@ fn write_synced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     // The mode must not depend on the daemon's umask: sandboxes read these.
     f.set_permissions(fs::Permissions::from_mode(mode))?;
     f.sync_all()
+}
+
+/// Replaces `dir/current` with `text` atomically: a temp file, fsynced,
+/// renamed over it (the caller fsyncs the directory).
+fn write_pointer(dir: &Path, text: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(".current.tmp");
+    let _ = fs::remove_file(&tmp);
+    write_synced(&tmp, text, 0o644)?;
+    fs::rename(&tmp, dir.join("current"))
 }
 
 /// A plain file name for a deployed file.
@@ -347,11 +358,26 @@ impl Registry {
             }
         };
         // The switch: one atomic rename of the pointer.
-        let ptr_tmp = dir.join(".current.tmp");
-        let _ = fs::remove_file(&ptr_tmp);
-        write_synced(&ptr_tmp, format!("v{next}\n").as_bytes(), 0o644).map_err(internal)?;
-        fs::rename(&ptr_tmp, dir.join("current")).map_err(internal)?;
-        fsync_dir(&dir).map_err(internal)?;
+        let old_ptr = fs::read(dir.join("current")).ok();
+        write_pointer(&dir, format!("v{next}\n").as_bytes()).map_err(internal)?;
+        if let Err(e) = fsync_dir(&dir) {
+            // The new pointer is visible but not known to be on disk. Put
+            // the old one back so that the error means what it says: the
+            // old version stays live, here and after a restart. Whatever
+            // that manages, memory follows what the directory names, so
+            // that a restart changes nothing.
+            let _ = match &old_ptr {
+                Some(old) => write_pointer(&dir, old).and_then(|()| fsync_dir(&dir)),
+                None => fs::remove_file(dir.join("current")).and_then(|()| fsync_dir(&dir)),
+            };
+            let named = fs::read_to_string(dir.join("current")).ok();
+            if named.as_deref().and_then(|s| version_of(s.trim())) == Some(next) {
+                if let Some(old) = self.fns.insert(name.to_owned(), f) {
+                    self.retired.push(old);
+                }
+            }
+            return Err(internal(e));
+        }
         if let Some(old) = self.fns.insert(name.to_owned(), f.clone()) {
             self.retired.push(old);
         }
