@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use paddock_policies::{DaemonConfig, GroupRef, Policy, Runtime};
 use paddock_runtimes::oneshot::{self, Run};
-use paddock_runtimes::{Invocation, LaunchContext, RunReport, Status};
+use paddock_runtimes::{native, Invocation, LaunchContext, RunReport, Status};
 use paddock_sandbox::{cgroup, CgroupParent, IdMap, Launcher};
 
 use crate::conn::{Conn, Peer, ReadOutcome};
@@ -128,6 +128,16 @@ struct Queued {
     deadline: Instant,
 }
 
+/// An invocation whose sandbox the launcher is making.
+#[derive(Debug)]
+struct Launching {
+    q: Queued,
+    /// A cold launch's uid slot (a claimed prepared sandbox has its own).
+    slot: Option<Slot>,
+    /// Cancelled meanwhile: stopped as soon as it runs.
+    cancelled: bool,
+}
+
 /// An invocation whose sandbox runs.
 #[derive(Debug)]
 struct Running {
@@ -178,6 +188,8 @@ struct Daemon {
     prepared: Prepared,
     /// Answered runs whose init is still exiting, by run id.
     reaping: HashMap<usize, paddock_sandbox::Sandbox>,
+    /// Invocations whose sandbox the launcher is making, by its ticket.
+    launching: HashMap<u64, Launching>,
 }
 
 fn resolve_groups(groups: &[GroupRef]) -> Vec<u32> {
@@ -433,7 +445,22 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             stale_cgroups.len()
         ));
     }
-    std::fs::create_dir_all(&config.state_dir).map_err(io_err("state directory"))?;
+    // Sandboxes (unprivileged uids) bind deployed functions from below it:
+    // made here, it is 0755 whatever the umask; made by someone else, it
+    // is left as it is, with a warning if they cannot get through it.
+    if !config.state_dir.exists() {
+        std::fs::create_dir_all(&config.state_dir).map_err(io_err("state directory"))?;
+        std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err("state directory"))?;
+    } else if let Ok(m) = std::fs::metadata(&config.state_dir) {
+        if m.permissions().mode() & 0o001 == 0 {
+            log(format!(
+                "{}: others may not search it (mode {:o}); deployed functions will fail to launch",
+                config.state_dir.display(),
+                m.permissions().mode() & 0o7777
+            ));
+        }
+    }
     let mut registry = Registry::new(&config);
     for p in registry.load(&config) {
         log(p);
@@ -516,6 +543,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         launcher,
         prepared: Prepared::default(),
         reaping: HashMap::new(),
+        launching: HashMap::new(),
     };
     d.poll
         .registry()
@@ -590,6 +618,7 @@ impl Daemon {
             if let Some(until) = self.draining_until {
                 let flushed = self.conns.values().all(|c| c.pending_write() == 0);
                 if self.runs.is_empty()
+                    && self.launching.is_empty()
                     && self.warm.busy() == 0
                     && (flushed || Instant::now() > until + Duration::from_secs(1))
                 {
@@ -756,6 +785,7 @@ impl Daemon {
     /// Whether an invocation of connection `id` runs or waits.
     fn has_pending(&self, id: usize) -> bool {
         self.runs.values().any(|r| r.conn == id)
+            || self.launching.values().any(|l| l.q.conn == id)
             || self.warm.has_call(id, None)
             || self.queues.values().flatten().any(|q| q.conn == id)
     }
@@ -817,6 +847,24 @@ impl Daemon {
         self.warm.cancel(id, None);
         for q in self.queues.values_mut() {
             q.retain(|x| x.conn != id);
+        }
+        let launching: Vec<u64> = self
+            .launching
+            .iter()
+            .filter(|(_, l)| !l.cancelled && l.q.conn == id)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in launching {
+            self.cancel_launching(t);
+        }
+    }
+
+    /// Cancel an invocation whose sandbox is being made: it is stopped as
+    /// soon as it runs (SIGTERM, then SIGKILL after the grace), and answered
+    /// `cancelled` then, like any cancelled run.
+    fn cancel_launching(&mut self, ticket: u64) {
+        if let Some(l) = self.launching.get_mut(&ticket) {
+            l.cancelled = true;
         }
     }
 
@@ -957,6 +1005,15 @@ impl Daemon {
             r.next_timer = r.run.on_timer(now);
             return json!({ "cancelled": true });
         }
+        if let Some(ticket) = self
+            .launching
+            .iter()
+            .find(|(_, l)| !l.cancelled && l.q.conn == conn && &l.q.id == target)
+            .map(|(t, _)| *t)
+        {
+            self.cancel_launching(ticket);
+            return json!({ "cancelled": true });
+        }
         let mut found = None;
         for q in self.queues.values_mut() {
             if let Some(i) = q.iter().position(|x| x.conn == conn && &x.id == target) {
@@ -1005,6 +1062,10 @@ impl Daemon {
             (None, None) => Vec::new(),
         };
         if self.runs.values().any(|r| r.conn == conn && r.id == id)
+            || self
+                .launching
+                .values()
+                .any(|l| l.q.conn == conn && l.q.id == id)
             || self.warm.has_call(conn, Some(&id))
             || self
                 .queues
@@ -1075,7 +1136,7 @@ impl Daemon {
 
     /// Invocations running: oneshot sandboxes and warm calls.
     fn in_flight(&self) -> usize {
-        self.runs.len() + self.warm.busy()
+        self.runs.len() + self.launching.len() + self.warm.busy()
     }
 
     /// Start as many queued invocations as slots allow, round-robin over functions.
@@ -1187,10 +1248,22 @@ impl Daemon {
     fn on_launcher(&mut self) {
         loop {
             match self.launcher.take_reply() {
-                Ok(Some((ticket, result))) => {
-                    // A reply no one waits for any more: dropping it ends it.
-                    self.prepared.on_reply(ticket, result);
-                }
+                Ok(Some((ticket, result))) => match self.prepared.on_reply(ticket, result) {
+                    prepared::Reply::Pooled => {}
+                    prepared::Reply::Claimed(result, slot) => {
+                        if let Some(l) = self.launching.remove(&ticket) {
+                            self.launched(l, result, slot);
+                        }
+                    }
+                    prepared::Reply::NotOurs(result) => match self.launching.remove(&ticket) {
+                        Some(mut l) => {
+                            let slot = l.slot.take().expect("a cold launch holds its slot");
+                            self.launched(l, result, slot);
+                        }
+                        // A reply no one waits for any more: dropping it ends it.
+                        None => drop(result),
+                    },
+                },
                 Ok(None) => return,
                 Err(e) => {
                     log(format!("launcher: {e}"));
@@ -1216,46 +1289,135 @@ impl Daemon {
         self.prepared.refill(&mut maker, total);
     }
 
+    /// Start a queued invocation: on a prepared sandbox when one is ready
+    /// (it runs at once), else on one the launcher is already making for
+    /// this function, else on a new one asked of the launcher. The event
+    /// loop never waits for a sandbox to be made: [`Daemon::on_launcher`]
+    /// picks the invocation up when it is.
     fn start(&mut self, q: Queued) {
         if warm::is_warm(&q.func) {
             return self.start_warm(q);
         }
+        let name = q.func.prepared.policy.name.to_string();
+        // It counts against the limits from now, launching or running.
+        let running = self.running_per_fn.entry(name).or_default();
+        *running += 1;
+        // Have the next invocations' sandboxes made meanwhile.
+        self.prepared.used(&q.func, *running as usize);
+        let input_len = q.inv.input.len();
+        if let Some((sb, slot)) = self.prepared.take(&q.func, input_len) {
+            return self.begin_run(q, sb, slot, false);
+        }
+        if let Some(ticket) = self.prepared.claim(&q.func, input_len) {
+            self.launching.insert(
+                ticket,
+                Launching {
+                    q,
+                    slot: None,
+                    cancelled: false,
+                },
+            );
+            return;
+        }
+        let mut context = prepared::Maker::context(&mut self.maker());
+        // Prepared sandboxes of other functions give up their slots.
+        while context.is_err() && self.prepared.evict_one() {
+            context = prepared::Maker::context(&mut self.maker());
+        }
+        let (slot, ctx) = match context {
+            Ok(c) => c,
+            Err(e) => {
+                let e = ErrorReply::new(Code::Busy, format!("no sandbox uid slot free: {e}"))
+                    .with("retry_after_ms", json!(100));
+                self.send(q.conn, protocol::err_line(&q.id, &e));
+                return self.not_running(&q.func);
+            }
+        };
+        let p = &q.func.prepared;
+        let spec = native::run_env(p, &q.inv).and_then(|_| {
+            let work = native::work_bytes(&p.policy, input_len);
+            native::sandbox_spec(p, &ctx, q.inv.command.as_deref(), work)
+        });
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                let e = ErrorReply::new(Code::BadRequest, e.to_string());
+                self.send(q.conn, protocol::err_line(&q.id, &e));
+                return self.not_running(&q.func);
+            }
+        };
+        match self.launcher.request(&spec) {
+            Ok(ticket) => {
+                self.launching.insert(
+                    ticket,
+                    Launching {
+                        q,
+                        slot: Some(slot),
+                        cancelled: false,
+                    },
+                );
+            }
+            Err(e) => self.launch_failed(q, ctx.ids.host_uid, &e),
+        }
+    }
+
+    /// An invocation that will not run after all: its place is free.
+    fn not_running(&mut self, f: &Function) {
+        if let Some(n) = self.running_per_fn.get_mut(f.prepared.policy.name.as_str()) {
+            *n = n.saturating_sub(1);
+        }
+        self.schedule();
+    }
+
+    /// The sandbox for a launching invocation could not be made.
+    fn launch_failed(&mut self, q: Queued, host_uid: u32, e: &paddock_sandbox::SpawnError) {
+        let name = q.func.prepared.policy.name.to_string();
+        log(format!("{name}: failed to start: {e}"));
+        let report = RunReport::failed(host_uid, Duration::ZERO, oneshot::start_error(e));
+        let queued = q.arrived.elapsed();
+        self.respond(
+            q.conn,
+            &q.id,
+            &q.func,
+            &q.inv.execution_id,
+            report,
+            queued,
+            q.arrived,
+            false,
+            false,
+        );
+        self.not_running(&q.func);
+    }
+
+    /// The launcher answered for a launching invocation.
+    fn launched(
+        &mut self,
+        l: Launching,
+        result: Result<paddock_sandbox::Sandbox, paddock_sandbox::SpawnError>,
+        slot: Slot,
+    ) {
+        match result {
+            Ok(sb) => self.begin_run(l.q, sb, slot, l.cancelled),
+            Err(e) => {
+                let host = self.config.sandbox.uid_base + slot.index;
+                drop(slot);
+                self.launch_failed(l.q, host, &e);
+            }
+        }
+    }
+
+    /// Run an invocation in its (made) sandbox: input, go, watch; and stop
+    /// it at once if it was `cancelled` while its sandbox was made.
+    fn begin_run(&mut self, q: Queued, sb: paddock_sandbox::Sandbox, slot: Slot, cancelled: bool) {
         let now = Instant::now();
         let name = q.func.prepared.policy.name.to_string();
         let queued = now - q.arrived;
         let execution_id = q.inv.execution_id.clone();
-        let started = match self.prepared.take(&q.func, q.inv.input.len()) {
-            // Made ahead: only the input and the go are left to do.
-            Some((sb, slot)) => (
-                oneshot::start_prepared(&q.func.prepared, sb, &q.inv, queued),
-                slot,
-            ),
-            None => {
-                let mut context = prepared::Maker::context(&mut self.maker());
-                // Prepared sandboxes of other functions give up their slots.
-                while context.is_err() && self.prepared.evict_one() {
-                    context = prepared::Maker::context(&mut self.maker());
-                }
-                let (slot, ctx) = match context {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let e =
-                            ErrorReply::new(Code::Busy, format!("no sandbox uid slot free: {e}"))
-                                .with("retry_after_ms", json!(100));
-                        return self.send(q.conn, protocol::err_line(&q.id, &e));
-                    }
-                };
-                let r = oneshot::start(&q.func.prepared, &q.inv, &ctx, queued);
-                // Waiting for its own reply, the launch may have read the pool's.
-                self.on_launcher();
-                (r, slot)
-            }
-        };
-        let (started, slot) = started;
-        match started {
+        match oneshot::start_prepared(&q.func.prepared, sb, &q.inv, queued) {
             Err(e) => {
                 let e = ErrorReply::new(Code::BadRequest, e.to_string());
                 self.send(q.conn, protocol::err_line(&q.id, &e));
+                self.not_running(&q.func);
             }
             Ok(Err(report)) => {
                 log(format!(
@@ -1277,40 +1439,30 @@ impl Daemon {
                     false,
                     false,
                 );
+                self.not_running(&q.func);
             }
             Ok(Ok(run)) => {
                 let rid = self.next_run;
                 self.next_run += 1;
                 let reg = self.poll.registry();
                 let raw = |fd: std::os::fd::BorrowedFd<'_>| fd.as_raw_fd();
-                let mut ok = reg
-                    .register(
-                        &mut SourceFd(&raw(run.pidfd())),
-                        token(rid, K_PIDFD),
-                        Interest::READABLE,
-                    )
-                    .is_ok();
-                ok &= reg
-                    .register(
-                        &mut SourceFd(&raw(run.report_fd())),
-                        token(rid, K_REPORT),
-                        Interest::READABLE,
-                    )
-                    .is_ok();
-                ok &= reg
-                    .register(
-                        &mut SourceFd(&raw(run.stdout_fd())),
-                        token(rid, K_STDOUT),
-                        Interest::READABLE,
-                    )
-                    .is_ok();
-                ok &= reg
-                    .register(
-                        &mut SourceFd(&raw(run.stderr_fd())),
-                        token(rid, K_STDERR),
-                        Interest::READABLE,
-                    )
-                    .is_ok();
+                let mut ok = true;
+                for (fd, kind) in [
+                    (Some(run.pidfd()), K_PIDFD),
+                    (Some(run.report_fd()), K_REPORT),
+                    (Some(run.stdout_fd()), K_STDOUT),
+                    (Some(run.stderr_fd()), K_STDERR),
+                ] {
+                    if let Some(fd) = fd {
+                        ok &= reg
+                            .register(
+                                &mut SourceFd(&raw(fd)),
+                                token(rid, kind),
+                                Interest::READABLE,
+                            )
+                            .is_ok();
+                    }
+                }
                 if let Some(fd) = run.stdin_fd() {
                     ok &= reg
                         .register(
@@ -1323,10 +1475,6 @@ impl Daemon {
                 if !ok {
                     log("could not watch a run's fds; stopping it");
                 }
-                let running = self.running_per_fn.entry(name).or_default();
-                *running += 1;
-                // Have the next invocations' sandboxes made meanwhile.
-                self.prepared.used(&q.func, *running as usize);
                 let mut r = Running {
                     conn: q.conn,
                     id: q.id,
@@ -1338,7 +1486,7 @@ impl Daemon {
                     next_timer: None,
                     _slot: slot,
                 };
-                if !ok {
+                if !ok || cancelled {
                     r.run.cancel(now);
                 }
                 r.next_timer = r.run.on_timer(now);

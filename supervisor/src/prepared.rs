@@ -57,6 +57,20 @@ struct Pending {
     func: Arc<Function>,
     slot: Slot,
     work_bytes: u64,
+    /// An invocation waits for this very sandbox ([`Prepared::claim`]).
+    claimed: bool,
+}
+
+/// Whose a launcher reply is ([`Prepared::on_reply`]).
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// A preparation: it is in the pool now (or was dropped, on an error).
+    Pooled,
+    /// A preparation an invocation claimed: the sandbox and its slot are
+    /// the invocation's.
+    Claimed(Result<Sandbox, SpawnError>, Slot),
+    /// Not a preparation: the caller's own launch.
+    NotOurs(Result<Sandbox, SpawnError>),
 }
 
 /// What a function should have ready.
@@ -78,6 +92,15 @@ pub(crate) struct Prepared {
     /// Since start: sandboxes made, and taken by an invocation.
     made: u64,
     used: u64,
+}
+
+/// The /work room an invocation of `f` with `input_len` bytes needs.
+fn need(f: &Function, input_len: usize) -> u64 {
+    let policy = &f.prepared.policy;
+    match policy.protocol {
+        Protocol::File => native::work_bytes(policy, input_len),
+        Protocol::Stdio => 0,
+    }
 }
 
 /// Whether `f`'s invocations can use prepared sandboxes.
@@ -105,11 +128,7 @@ impl Prepared {
         func: &Arc<Function>,
         input_len: usize,
     ) -> Option<(Sandbox, Slot)> {
-        let policy = &func.prepared.policy;
-        let need = match policy.protocol {
-            Protocol::File => native::work_bytes(policy, input_len),
-            Protocol::Stdio => 0,
-        };
+        let need = need(func, input_len);
         let i = self
             .ready
             .iter()
@@ -117,6 +136,19 @@ impl Prepared {
         let r = self.ready.swap_remove(i);
         self.used += 1;
         Some((r.sb, r.slot))
+    }
+
+    /// The ticket of a sandbox being made for `func` (this version, /work
+    /// room for `input_len`) that no invocation has claimed yet: the
+    /// caller's invocation will take it when it arrives.
+    pub(crate) fn claim(&mut self, func: &Arc<Function>, input_len: usize) -> Option<u64> {
+        let need = need(func, input_len);
+        let (ticket, p) = self
+            .pending
+            .iter_mut()
+            .find(|(_, p)| !p.claimed && Arc::ptr_eq(&p.func, func) && p.work_bytes >= need)?;
+        p.claimed = true;
+        Some(*ticket)
     }
 
     /// An invocation of `func` started with `running` of its invocations in
@@ -203,6 +235,7 @@ impl Prepared {
                         func: w.func.clone(),
                         slot,
                         work_bytes,
+                        claimed: false,
                     },
                 );
             }
@@ -213,12 +246,19 @@ impl Prepared {
         }
     }
 
-    /// The launcher answered `ticket`. Returns false for a ticket that is
-    /// not a preparation (a blocking launch's, already answered).
-    pub(crate) fn on_reply(&mut self, ticket: u64, result: Result<Sandbox, SpawnError>) -> bool {
+    /// The launcher answered `ticket`: a preparation goes to the pool, or
+    /// to the invocation that claimed it; another ticket is the caller's.
+    pub(crate) fn on_reply(&mut self, ticket: u64, result: Result<Sandbox, SpawnError>) -> Reply {
         let Some(p) = self.pending.remove(&ticket) else {
-            return false;
+            return Reply::NotOurs(result);
         };
+        if p.claimed {
+            if result.is_ok() {
+                self.made += 1;
+                self.used += 1;
+            }
+            return Reply::Claimed(result, p.slot);
+        }
         match result {
             Ok(sb) => {
                 self.made += 1;
@@ -238,7 +278,7 @@ impl Prepared {
                 }
             }
         }
-        true
+        Reply::Pooled
     }
 
     /// Drop what is stale: sandboxes of versions no longer current, unused

@@ -69,10 +69,12 @@ fn soak_mixed_invocations_at_twice_capacity_each_get_one_answer_and_nothing_leak
     for (name, script, limits, _) in MIX {
         d.deploy_sh(name, script, limits);
     }
-    // Warm up, then measure the baseline the end is compared with.
+    // Warm up, then measure the baseline the end is compared with (once
+    // the last warm-up's init has exited and its cgroup is gone).
     for (name, ..) in MIX {
         d.invoke(name, "");
     }
+    integration_tests::eventually(Duration::from_secs(2), || d.run_cgroups().is_empty());
     let before = HostSnapshot::take();
     let zombies_before = d.zombie_descendants();
     let fds_before = d.fd_count();
@@ -160,11 +162,19 @@ fn soak_mixed_invocations_at_twice_capacity_each_get_one_answer_and_nothing_leak
         started.elapsed()
     );
     assert!(deploys >= 10, "only {deploys} deploys during the soak");
+    // Answers go out as soon as an init reports; its exit and its cgroup's
+    // removal follow within moments.
     let settled = integration_tests::eventually(Duration::from_secs(10), || {
-        d.stats()["in_flight"] == 0 && HostSnapshot::take().sandbox_pids.is_empty()
+        let now = HostSnapshot::take();
+        d.stats()["in_flight"] == 0 && now.sandbox_pids.is_empty() && now.cgroups == before.cgroups
     });
-    assert!(settled, "runs did not settle: {}", d.stats());
     let after = HostSnapshot::take();
+    assert!(
+        settled,
+        "runs did not settle: {}\nnow: {after:?}\nbefore: {before:?}\n{}",
+        d.stats(),
+        d.stderr()
+    );
     assert_eq!(after.mounts, before.mounts, "mounts leaked");
     assert_eq!(after.cgroups, before.cgroups, "cgroups leaked");
     assert!(
