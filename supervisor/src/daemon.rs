@@ -1371,9 +1371,22 @@ impl Daemon {
 
     /// The sandbox for a launching invocation could not be made.
     fn launch_failed(&mut self, q: Queued, host_uid: u32, e: &paddock_sandbox::SpawnError) {
-        let name = q.func.prepared.policy.name.to_string();
-        log(format!("{name}: failed to start: {e}"));
         let report = RunReport::failed(host_uid, Duration::ZERO, oneshot::start_error(e));
+        self.answer_not_started(q, report);
+    }
+
+    /// Answer an invocation whose command never started (`failed_to_start`),
+    /// and free its place.
+    fn answer_not_started(&mut self, q: Queued, report: RunReport) {
+        log(format!(
+            "{}: failed to start: {}",
+            q.func.prepared.policy.name,
+            report
+                .error
+                .as_ref()
+                .map(|e| e.message.as_str())
+                .unwrap_or("?")
+        ));
         let queued = q.arrived.elapsed();
         self.respond(
             q.conn,
@@ -1410,7 +1423,6 @@ impl Daemon {
     /// it at once if it was `cancelled` while its sandbox was made.
     fn begin_run(&mut self, q: Queued, sb: paddock_sandbox::Sandbox, slot: Slot, cancelled: bool) {
         let now = Instant::now();
-        let name = q.func.prepared.policy.name.to_string();
         let queued = now - q.arrived;
         let execution_id = q.inv.execution_id.clone();
         match oneshot::start_prepared(&q.func.prepared, sb, &q.inv, queued) {
@@ -1419,28 +1431,7 @@ impl Daemon {
                 self.send(q.conn, protocol::err_line(&q.id, &e));
                 self.not_running(&q.func);
             }
-            Ok(Err(report)) => {
-                log(format!(
-                    "{name}: failed to start: {}",
-                    report
-                        .error
-                        .as_ref()
-                        .map(|e| e.message.as_str())
-                        .unwrap_or("?")
-                ));
-                self.respond(
-                    q.conn,
-                    &q.id,
-                    &q.func,
-                    &execution_id,
-                    report,
-                    queued,
-                    q.arrived,
-                    false,
-                    false,
-                );
-                self.not_running(&q.func);
-            }
+            Ok(Err(report)) => self.answer_not_started(q, report),
             Ok(Ok(run)) => {
                 let rid = self.next_run;
                 self.next_run += 1;
