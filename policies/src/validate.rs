@@ -125,7 +125,7 @@ impl Check<'_> {
             ModeKind::Oneshot => Mode::Oneshot,
             ModeKind::Warm => Mode::Warm,
         };
-        self.warm(mode, &runtime, protocol);
+        self.warm(mode, &runtime);
         Policy {
             name,
             description: raw.description,
@@ -521,9 +521,9 @@ impl Check<'_> {
     }
 
     /// `mode = "warm"`: a wasm runner that gives every invocation a fresh
-    /// instance, over STDIO. A native process cannot be reset between
-    /// invocations, and FILE would need a fresh /work per invocation.
-    fn warm(&mut self, mode: Mode, runtime: &Runtime, protocol: Protocol) {
+    /// instance (and, over FILE, an emptied /work). A native process cannot
+    /// be reset between invocations.
+    fn warm(&mut self, mode: Mode, runtime: &Runtime) {
         if mode != Mode::Warm {
             return;
         }
@@ -531,12 +531,6 @@ impl Check<'_> {
             self.error(
                 "mode",
                 "mode = \"warm\" is for wasm functions (a native process cannot be reset between invocations); use mode = \"oneshot\"".into(),
-            );
-        }
-        if protocol == Protocol::File {
-            self.error(
-                "protocol",
-                "mode = \"warm\" supports protocol = \"stdio\" only; use mode = \"oneshot\" for protocol = \"file\"".into(),
             );
         }
     }

@@ -201,17 +201,18 @@ fn policy_wasm_defaults_to_wasm_profile() {
 }
 
 #[test]
-fn policy_warm_is_for_wasm_over_stdio() {
+fn policy_warm_is_for_wasm_over_stdio_or_file() {
     let env = Env::new();
     let p = env
         .parse("runtime = \"wasm\"\nmodule = \"m.wasm\"\nmode = \"warm\"\n")
         .unwrap();
     assert_eq!(p.mode, Mode::Warm);
+    let p = env
+        .parse("runtime = \"wasm\"\nmodule = \"m.wasm\"\nmode = \"warm\"\nprotocol = \"file\"\n")
+        .unwrap();
+    assert_eq!((p.mode, p.protocol), (Mode::Warm, Protocol::File));
     let e = env.reject("runtime = \"native\"\ncommand = [\"/bin/sh\"]\nmode = \"warm\"\n");
     assert!(e.contains("mode = \"warm\" is for wasm functions"), "{e}");
-    let e = env
-        .reject("runtime = \"wasm\"\nmodule = \"m.wasm\"\nmode = \"warm\"\nprotocol = \"file\"\n");
-    assert!(e.contains("supports protocol = \"stdio\" only"), "{e}");
 }
 
 #[test]

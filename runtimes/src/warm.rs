@@ -20,7 +20,10 @@ use paddock_policies::{Protocol, Runtime};
 use paddock_sandbox::{CgroupUsage, Exit, Sandbox};
 
 use crate::error::RuntimeError;
-use crate::native::{self, Invocation, LaunchContext, PreparedPolicy, DEFAULT_PATH};
+use crate::native::{
+    self, Invocation, LaunchContext, PreparedPolicy, DEFAULT_PATH, INPUT_NAME, OUTPUT_NAME,
+    WORK_DIR,
+};
 use crate::oneshot::{start_error, Capture};
 use crate::report::{Limit, RunReport, StartError, Status};
 use crate::wasm::frame::{self, FrameError, Request, Response};
@@ -112,6 +115,11 @@ pub struct WarmRunner {
     call: Option<InFlight>,
     calls: u64,
     exit: Option<Exit>,
+    /// FILE protocol: the cap on the output file.
+    file_output: Option<u64>,
+    /// /work could not be emptied after a call: the runner must not serve
+    /// another.
+    spoiled: bool,
 }
 
 /// The module's environment for one invocation: what a oneshot run's
@@ -123,6 +131,10 @@ pub fn call_env(
     timeout: Duration,
 ) -> Result<Vec<(String, String)>, RuntimeError> {
     let mut env: Vec<(String, String)> = native::base_env(&p.policy).into_iter().collect();
+    if p.policy.protocol == Protocol::File {
+        env.push(("INPUT_FILE".into(), format!("{WORK_DIR}/{INPUT_NAME}")));
+        env.push(("OUTPUT_FILE".into(), format!("{WORK_DIR}/{OUTPUT_NAME}")));
+    }
     for (k, v) in native::run_env(p, inv)? {
         let v = if k == "TIMEOUT_MS" {
             timeout.as_millis().to_string()
@@ -136,19 +148,22 @@ pub fn call_env(
 
 /// Launch a warm runner for a `mode = "warm"` wasm function. `sha256` is
 /// the module's hash as the caller keyed it (the runner refuses other
-/// bytes). A launch failure is a report, as for [`crate::oneshot::start`].
+/// bytes). `max_input` is the largest input a call can bring: with the
+/// FILE protocol, /work is sized for it and the largest output
+/// ([`native::work_bytes`]). A launch failure is a report, as for
+/// [`crate::oneshot::start`].
 pub fn launch(
     p: &PreparedPolicy,
     ctx: &LaunchContext,
     sha256: Option<&str>,
+    max_input: usize,
 ) -> Result<Result<WarmRunner, RunReport>, RuntimeError> {
     let policy = &p.policy;
-    if !matches!(policy.runtime, Runtime::Wasm { .. }) || policy.protocol != Protocol::Stdio {
-        return Err(RuntimeError::RuntimeUnavailable(
-            "warm mode (wasm over stdio only)",
-        ));
+    if !matches!(policy.runtime, Runtime::Wasm { .. }) {
+        return Err(RuntimeError::RuntimeUnavailable("warm mode (wasm only)"));
     }
-    let mut spec = native::sandbox_spec(p, ctx, None, 0)?;
+    let work = native::work_bytes(policy, max_input);
+    let mut spec = native::sandbox_spec(p, ctx, None, work)?;
     // The same sandbox as a oneshot run; only the runner's command line
     // differs. The module's environment comes with each request.
     let Runtime::Wasm { module } = &policy.runtime else {
@@ -157,7 +172,7 @@ pub fn launch(
     let args = RunnerArgs {
         fuel: policy.limits.wasm_fuel,
         memory_bytes: wasm::memory_cap(policy.limits.memory_bytes),
-        protocol: Protocol::Stdio,
+        protocol: policy.protocol,
         module: std::path::Path::new(paddock_policies::policy::FUNCTION_MOUNT).join(module),
         warm: Some(WarmArgs {
             output_bytes: policy.limits.output_bytes,
@@ -166,6 +181,8 @@ pub fn launch(
     };
     spec.exec.argv = args.to_argv(wasm::RUNNER_PATH);
     spec.exec.env = vec![("PATH".into(), DEFAULT_PATH.into())];
+    // The request pipe, whatever the protocol (a FILE module's stdin is
+    // empty: it is in memory, in the runner).
     spec.stdin_pipe = true;
     let started = Instant::now();
     let mut sb = match ctx
@@ -204,6 +221,8 @@ pub fn launch(
         call: None,
         calls: 0,
         exit: None,
+        file_output: (policy.protocol == Protocol::File).then_some(policy.limits.output_bytes),
+        spoiled: false,
     }))
 }
 
@@ -234,18 +253,42 @@ impl WarmRunner {
         self.call.is_some()
     }
 
+    /// Whether the runner may serve another call: false once its /work
+    /// could not be emptied after one (the caller then stops it).
+    pub fn reusable(&self) -> bool {
+        !self.spoiled
+    }
+
     /// Send one invocation. `timeout` is what the module is told in
-    /// TIMEOUT_MS (the caller enforces it).
+    /// TIMEOUT_MS (the caller enforces it). With the FILE protocol, /work
+    /// is emptied and the input written there first; `Ok(Err(report))`
+    /// when that fails: the call never reached the runner, which must not
+    /// serve again (the caller stops it and answers with the report).
     pub fn begin(
         &mut self,
         p: &PreparedPolicy,
         inv: &Invocation,
         timeout: Duration,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Result<(), RunReport>, RuntimeError> {
+        let env = call_env(p, inv, timeout)?;
+        let began = Instant::now();
+        let input = if self.file_output.is_some() {
+            if let Err(e) = self.sb.reset_work_dir(Some((INPUT_NAME, &inv.input))) {
+                self.spoiled = true;
+                return Ok(Err(RunReport::failed(
+                    self.sb.host_uid(),
+                    began.elapsed(),
+                    start_error(&e),
+                )));
+            }
+            Vec::new()
+        } else {
+            inv.input.clone()
+        };
         let req = Request {
             fuel: p.policy.limits.wasm_fuel,
-            env: call_env(p, inv, timeout)?,
-            input: inv.input.clone(),
+            env,
+            input,
         };
         self.out = req.encode();
         self.written = 0;
@@ -255,7 +298,7 @@ impl WarmRunner {
             cpu: self.counters.cpu(),
         });
         self.on_stdin();
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Write more of the request; true once it is all written (or the pipe
@@ -322,7 +365,12 @@ impl WarmRunner {
         let cpu0 = call.cpu;
         self.call = None;
         self.calls += 1;
-        Ok(Some(self.report(resp, started, cpu0)))
+        let report = self.report(resp, started, cpu0);
+        // Nothing of this call stays in /work while the runner idles.
+        if self.file_output.is_some() && self.sb.reset_work_dir(None).is_err() {
+            self.spoiled = true;
+        }
+        Ok(Some(report))
     }
 
     fn report(&self, r: Response, started: Instant, cpu0: (Duration, Duration)) -> RunReport {
@@ -351,6 +399,18 @@ impl WarmRunner {
             report.limit = Some(Limit::Output);
         }
         report.wasm_error = r.wasm_error;
+        if let (Some(cap), Some(dir)) = (self.file_output, self.sb.work_dir()) {
+            match paddock_sandbox::read_work_file(dir, OUTPUT_NAME, cap) {
+                Ok(f) => {
+                    report.output = Some(f.data);
+                    report.output_truncated = f.truncated;
+                    if f.truncated {
+                        report.limit = Some(Limit::Output);
+                    }
+                }
+                Err(e) => report.output_error = Some(e.to_string()),
+            }
+        }
         report
     }
 

@@ -44,4 +44,4 @@ pub use spec::{
 };
 pub use sys::pidfd_send_signal;
 pub use trace::Mark;
-pub use work::{read_work_file, WorkFile, WorkFileError};
+pub use work::{clear_work_dir, read_work_file, WorkFile, WorkFileError};

@@ -402,6 +402,34 @@ impl Sandbox {
         )
     }
 
+    /// For a command that serves calls one at a time (a warm runner), while
+    /// it is between two and nothing in the sandbox runs module code: empty
+    /// /work ([`crate::work::clear_work_dir`]), then, if `input` is given,
+    /// create that file as [`Sandbox::write_work_file`] does. No file of
+    /// one call is left for the next. An error leaves /work in an unknown
+    /// state: the caller discards the sandbox.
+    pub fn reset_work_dir(&self, input: Option<(&str, &[u8])>) -> Result<(), SpawnError> {
+        let dir = self
+            .work_dir
+            .as_ref()
+            .ok_or_else(|| SpawnError::InvalidSpec("the sandbox has no /work".into()))?;
+        crate::work::clear_work_dir(dir.as_fd()).map_err(|errno| SpawnError::Parent {
+            step: Step::WorkDir,
+            call: "unlinkat",
+            errno,
+        })?;
+        let Some((name, data)) = input else {
+            return Ok(());
+        };
+        crate::work::write_work_file(dir.as_fd(), name, data, self.host_uid, self.host_gid).map_err(
+            |errno| SpawnError::Parent {
+                step: Step::WorkDir,
+                call: "openat2",
+                errno,
+            },
+        )
+    }
+
     /// The init's pid (in the caller's pid namespace).
     pub fn pid(&self) -> libc::pid_t {
         self.pid

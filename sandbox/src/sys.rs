@@ -469,6 +469,13 @@ pub(crate) fn openat2_create_beneath(
     openat2(dir, name, flags, mode)
 }
 
+/// Open the directory `name` beneath `dir` with the same resolution rules
+/// as [`openat2_beneath`] (a symlink in its place is refused, not followed).
+pub(crate) fn openat2_dir_beneath(dir: BorrowedFd<'_>, name: &CStr) -> SysResult<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    openat2(dir, name, flags, 0)
+}
+
 /// openat2(2) beneath `dir`: no `..` out, no symlinks, no magic links.
 fn openat2(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: u32) -> SysResult<OwnedFd> {
     let mut how = OpenHow {

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
 
@@ -105,6 +105,116 @@ pub(crate) fn write_work_file(
         }
     }
     Ok(())
+}
+
+/// A directory being emptied by [`clear_work_dir`].
+struct Level {
+    /// Its name in its parent (None: the work directory itself).
+    name: Option<CString>,
+    /// Its (st_dev, st_ino): what `..` of a child must be.
+    id: (u64, u64),
+    /// Subdirectories still to empty and remove.
+    subdirs: Vec<CString>,
+}
+
+fn dir_id(fd: BorrowedFd<'_>) -> Result<(u64, u64), Errno> {
+    let st = nix::sys::stat::fstat(fd)?;
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// Remove every entry of the directory `dir` but its subdirectories, which
+/// are returned (names only; never followed here).
+fn remove_files(dir: BorrowedFd<'_>) -> Result<Vec<CString>, Errno> {
+    use nix::dir::{Dir, Type};
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::unistd::UnlinkatFlags;
+    // A fresh open of "." for each listing: its own offset, from the start.
+    let mut listing = Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            Some(t) => t == Type::Directory,
+            // A filesystem that does not fill d_type: ask, without following.
+            None => {
+                let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                st.st_mode & libc::S_IFMT == libc::S_IFDIR
+            }
+        };
+        names.push((name.to_owned(), is_dir));
+    }
+    let mut subdirs = Vec::new();
+    for (name, is_dir) in names {
+        if is_dir {
+            subdirs.push(name);
+        } else {
+            nix::unistd::unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?;
+        }
+    }
+    Ok(subdirs)
+}
+
+/// Empty the work directory `dir`: every file, link, fifo, socket and
+/// directory beneath it removed, nothing followed. A warm runner's /work
+/// is emptied between invocations, so no file crosses from one to the next.
+///
+/// Call it only while nothing in the sandbox can change the tree (the
+/// runner is between calls). Directories are descended one at a time
+/// through openat2 beneath their parent with no symlink (a symlink is
+/// unlinked, never entered), and climbed back through `..`, checked against
+/// the (device, inode) recorded on the way down: however deep the module
+/// nested its directories, two descriptors are open at a time. Any
+/// surprise is an error, and the caller then discards the sandbox.
+pub fn clear_work_dir(dir: BorrowedFd<'_>) -> Result<(), Errno> {
+    use nix::fcntl::OFlag;
+    use nix::unistd::UnlinkatFlags;
+    let mut cur = sys::openat2_dir_beneath(dir, c".").map_err(|e| e.errno)?;
+    let mut stack = vec![Level {
+        name: None,
+        id: dir_id(cur.as_fd())?,
+        subdirs: remove_files(cur.as_fd())?,
+    }];
+    loop {
+        let top = stack
+            .last_mut()
+            .expect("the work directory stays on the stack");
+        if let Some(name) = top.subdirs.pop() {
+            let child = sys::openat2_dir_beneath(cur.as_fd(), &name).map_err(|e| e.errno)?;
+            stack.push(Level {
+                id: dir_id(child.as_fd())?,
+                subdirs: remove_files(child.as_fd())?,
+                name: Some(name),
+            });
+            cur = child;
+            continue;
+        }
+        let done = stack.pop().expect("not empty");
+        let Some(name) = done.name else {
+            return Ok(());
+        };
+        let parent = nix::fcntl::openat(
+            cur.as_fd(),
+            "..",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let want = stack.last().expect("a parent").id;
+        if dir_id(parent.as_fd())? != want {
+            // The tree moved while we walked it.
+            return Err(Errno::ESTALE);
+        }
+        nix::unistd::unlinkat(parent.as_fd(), name.as_c_str(), UnlinkatFlags::RemoveDir)?;
+        cur = parent;
+    }
 }
 
 /// The calling thread's filesystem ids, switched until dropped.
@@ -244,5 +354,67 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn work_clear_empties_the_tree_and_never_follows_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let (t, d) = dir();
+        let w = t.path();
+        // Outside the work directory: must survive whatever points at it.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), b"precious").unwrap();
+        std::fs::write(w.join("input"), b"in").unwrap();
+        std::fs::write(w.join("output"), b"out").unwrap();
+        std::os::unix::fs::symlink(outside.path(), w.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("keep"), w.join("filelink")).unwrap();
+        std::os::unix::fs::symlink("nowhere", w.join("dangling")).unwrap();
+        nix::unistd::mkfifo(
+            &w.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(w.join("sock")).unwrap();
+        std::fs::create_dir_all(w.join("a/b/c")).unwrap();
+        std::fs::write(w.join("a/b/c/f"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), w.join("a/b/link")).unwrap();
+        std::fs::create_dir(w.join("a/empty")).unwrap();
+        // A directory nobody may enter or write: still emptied (the daemon is root).
+        std::fs::create_dir(w.join("locked")).unwrap();
+        std::fs::write(w.join("locked/f"), b"x").unwrap();
+        std::fs::set_permissions(w.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        clear_work_dir(d.as_fd()).unwrap();
+        assert_eq!(std::fs::read_dir(w).unwrap().count(), 0);
+        assert!(w.is_dir(), "the work directory itself stays");
+        assert_eq!(
+            std::fs::read(outside.path().join("keep")).unwrap(),
+            b"precious"
+        );
+        // Emptying an empty directory is a no-op.
+        clear_work_dir(d.as_fd()).unwrap();
+    }
+
+    #[test]
+    fn work_clear_removes_three_thousand_levels_of_nesting() {
+        let (t, d) = dir();
+        // 3000 levels (a path of ~6 KB: past PATH_MAX, so built step by step).
+        let mut cur = std::fs::File::open(t.path()).unwrap();
+        for _ in 0..3000 {
+            nix::sys::stat::mkdirat(&cur, "d", nix::sys::stat::Mode::from_bits_truncate(0o755))
+                .unwrap();
+            nix::sys::stat::mkdirat(&cur, "e", nix::sys::stat::Mode::from_bits_truncate(0o755))
+                .unwrap();
+            let next = nix::fcntl::openat(
+                &cur,
+                "d",
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .unwrap();
+            cur = std::fs::File::from(next);
+        }
+        drop(cur);
+        clear_work_dir(d.as_fd()).unwrap();
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
     }
 }

@@ -1663,6 +1663,7 @@ impl Daemon {
             uid_count: self.config.sandbox.uid_count,
             cgroup_name: &self.config.sandbox.cgroup_name,
             launcher: &self.launcher,
+            max_input: self.config.limits.max_line_bytes as usize,
         };
         let started = self.warm.start(
             self.poll.registry(),

@@ -144,6 +144,9 @@ pub(crate) struct Launch<'a> {
     pub uid_count: u32,
     pub cgroup_name: &'a str,
     pub launcher: &'a Rc<Launcher>,
+    /// The largest input a call can bring (a request line's cap): FILE
+    /// runners' /work is sized for it.
+    pub max_input: usize,
 }
 
 /// Every warm runner of the daemon.
@@ -311,11 +314,11 @@ impl Warm {
             },
         };
         let runner = self.runners.get_mut(&rid).expect("chosen above");
-        runner
+        let begun = runner
             .r
             .begin(&func.prepared, inv, timeout)
             .map_err(|e| ErrorReply::new(Code::BadRequest, e.to_string()))?;
-        runner.state = State::Busy(Call {
+        let call = Call {
             conn,
             id,
             func,
@@ -324,8 +327,29 @@ impl Warm {
             queued,
             started: now,
             deadline: now + timeout,
-        });
-        Ok(None)
+        };
+        match begun {
+            Ok(()) => {
+                runner.state = State::Busy(call);
+                Ok(None)
+            }
+            // /work could not be made ready: the call fails as a launch
+            // would, and the runner goes (reaped when its pidfd says so).
+            Err(report) => {
+                log(format!(
+                    "{}: warm runner stopped: {}",
+                    runner.key.name,
+                    report.error.as_ref().map_or("?", |e| e.message.as_str())
+                ));
+                runner.r.kill();
+                runner.state = State::Dying(None);
+                Ok(Some(Done {
+                    call,
+                    report,
+                    cancelled: false,
+                }))
+            }
+        }
     }
 
     fn launch(
@@ -352,7 +376,7 @@ impl Warm {
             launcher: Some(l.launcher.clone()),
         };
         let sha = key.sha256.map(|h| hex(&h));
-        let r = match warm::launch(&func.prepared, &ctx, sha.as_deref()) {
+        let r = match warm::launch(&func.prepared, &ctx, sha.as_deref(), l.max_input) {
             Err(e) => return Err(ErrorReply::new(Code::BadRequest, e.to_string())),
             Ok(Err(report)) => {
                 log(format!(
@@ -432,7 +456,17 @@ impl Warm {
             match run.r.on_stdout() {
                 Ok(None) => {}
                 Ok(Some(report)) => {
-                    let prev = std::mem::replace(&mut run.state, State::Idle(Instant::now()));
+                    let next = if run.r.reusable() {
+                        State::Idle(Instant::now())
+                    } else {
+                        log(format!(
+                            "{}: warm runner stopped: its /work could not be emptied",
+                            run.key.name
+                        ));
+                        run.r.kill();
+                        State::Dying(None)
+                    };
+                    let prev = std::mem::replace(&mut run.state, next);
                     if let State::Busy(call) = prev {
                         done.push(Done {
                             call,

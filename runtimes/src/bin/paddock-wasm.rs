@@ -16,7 +16,10 @@
 //! With `--warm` the runner compiles MODULE once and then serves invocations
 //! from stdin until EOF, one response frame per request frame
 //! (`paddock_runtimes::wasm::frame`); every invocation gets a fresh store,
-//! WASI context and instance, with its stdio in memory. `--fuel` is then
+//! WASI context and instance, with its stdio in memory (and, with
+//! `--protocol file`, `/work` preopened: the daemon writes the input there
+//! before each request, reads the output after the response and empties
+//! the directory between invocations). `--fuel` is then
 //! unused (each request carries its fuel). A module that does not compile,
 //! or does not match `--sha256`, is answered with its error for every
 //! request. The runner exits 0 at EOF, or 125 with a report line when the
@@ -83,13 +86,9 @@ fn main() -> ExitCode {
     drop(bytes);
     let preopen = match args.protocol {
         Protocol::Stdio => None,
-        Protocol::File => match nix::fcntl::open(
-            WORK,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
+        Protocol::File => match open_work() {
             Ok(fd) => Some((fd, WORK.to_owned())),
-            Err(e) => return fail(ErrorKind::Runner, format!("cannot open {WORK}: {e}")),
+            Err(e) => return fail(ErrorKind::Runner, e),
         },
     };
     let host = match Host::new(
@@ -117,6 +116,16 @@ fn main() -> ExitCode {
         ),
         (Outcome::Failed(e), at) => report(&e, at),
     }
+}
+
+/// The FILE protocol's directory, the module's preopen.
+fn open_work() -> Result<std::os::fd::OwnedFd, String> {
+    nix::fcntl::open(
+        WORK,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open {WORK}: {e}"))
 }
 
 fn read_module(args: &RunnerArgs) -> Result<Vec<u8>, WasmError> {
@@ -181,6 +190,15 @@ fn serve_warm(args: &RunnerArgs, warm: &WarmArgs, bytes: Result<Vec<u8>, WasmErr
     };
     let mut input = BufReader::with_capacity(64 << 10, input);
     let argv0: OsString = args.module.clone().into_os_string();
+    // FILE protocol: /work, opened once; each invocation's preopen is a
+    // duplicate of it (the daemon empties the directory between calls).
+    let work = match args.protocol {
+        Protocol::Stdio => None,
+        Protocol::File => match open_work() {
+            Ok(fd) => Some(fd),
+            Err(e) => return fail(ErrorKind::Runner, e),
+        },
+    };
     loop {
         let req = match read_request(&mut input) {
             Ok(Some(r)) => r,
@@ -196,7 +214,14 @@ fn serve_warm(args: &RunnerArgs, warm: &WarmArgs, bytes: Result<Vec<u8>, WasmErr
                     .map(|(k, v)| (OsString::from(k), OsString::from(v)))
                     .collect();
                 let stdio = MemStdio::new(req.input, warm.output_bytes);
-                let host = Host::in_memory(vec![argv0.clone()], env, stdio);
+                let preopen = match work.as_ref().map(|w| w.try_clone()) {
+                    None => None,
+                    Some(Ok(fd)) => Some((fd, WORK.to_owned())),
+                    Some(Err(e)) => {
+                        return fail(ErrorKind::Runner, format!("cannot duplicate {WORK}: {e}"))
+                    }
+                };
+                let host = Host::in_memory(vec![argv0.clone()], env, stdio, preopen);
                 let limits = Limits {
                     fuel: req.fuel,
                     memory_bytes: args.memory_bytes,

@@ -251,9 +251,15 @@ impl Host {
     }
 
     /// A host whose stdin, stdout and stderr are `stdio`, in memory (warm
-    /// mode: one per invocation). No preopen: warm mode is STDIO only.
-    pub fn in_memory(args: Vec<OsString>, env: Vec<(OsString, OsString)>, stdio: MemStdio) -> Host {
-        let fds = (0..3)
+    /// mode: one per invocation); `preopen` as for [`Host::new`] (warm FILE
+    /// protocol: /work, emptied by the daemon between invocations).
+    pub fn in_memory(
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+        stdio: MemStdio,
+        preopen: Option<(OwnedFd, String)>,
+    ) -> Host {
+        let mut fds: Vec<Option<Entry>> = (0..3)
             .map(|i| {
                 Some(Entry {
                     fd: None,
@@ -261,6 +267,14 @@ impl Host {
                 })
             })
             .collect();
+        if let Some((fd, name)) = preopen {
+            fds.push(Some(Entry {
+                fd: Some(fd),
+                kind: Kind::Dir {
+                    preopen: Some(name),
+                },
+            }));
+        }
         Host::with_fds(args, env, fds, Some(stdio))
     }
 

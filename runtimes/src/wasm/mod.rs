@@ -301,9 +301,6 @@ impl RunnerArgs {
             (false, None) if sha256.is_none() => None,
             (false, _) => return Err("--output-bytes and --sha256 go with --warm".into()),
         };
-        if warm.is_some() && protocol != Protocol::Stdio {
-            return Err("--warm serves --protocol stdio only".into());
-        }
         Ok(RunnerArgs {
             warm,
             fuel: num(fuel, "--fuel")?,
@@ -373,7 +370,10 @@ mod tests {
             protocol: Protocol::File,
             ..w
         };
-        assert!(RunnerArgs::parse(&file_warm.to_argv("x")[1..]).is_err());
+        assert_eq!(
+            RunnerArgs::parse(&file_warm.to_argv("x")[1..]).unwrap(),
+            file_warm
+        );
     }
 
     #[test]

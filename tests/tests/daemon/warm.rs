@@ -261,13 +261,138 @@ fn warm_policy_rules_are_enforced_at_deploy() {
             .contains("is for wasm functions"),
         "{v}"
     );
-    let m = fixture("hello.wat");
-    let v = d.deploy(
-        "wf",
-        "runtime = \"wasm\"\nmode = \"warm\"\nprotocol = \"file\"\nmodule = \"m.wat\"\n",
+}
+
+/// A warm FILE function's policy.
+fn warm_file_policy(limits: &str) -> String {
+    format!("runtime = \"wasm\"\nmode = \"warm\"\nprotocol = \"file\"\nmodule = \"m.wat\"\n\n[limits]\n{limits}\n")
+}
+
+/// The entries of a warm runner's /work, seen from the host through the
+/// runner's root (the test's view; the daemon never goes by path).
+fn work_entries(d: &TestDaemon) -> Vec<String> {
+    let runner = runner_pids(d)
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.contains("--warm"))
+        })
+        .expect("a warm runner");
+    let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{runner}/root/work"))
+        .expect("the runner's /work")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn warm_hello_over_file() {
+    require_root();
+    let d = TestDaemon::start();
+    let m = fixture("file_hello.wat");
+    d.deploy_ok("wfh", &warm_file_policy(""), &[("m.wat", &m, false)]);
+    let mut c = d.client();
+    let mut pids = None;
+    for who in ["paddock", "again", "x"] {
+        let r = invoke(&mut c, "wfh", who);
+        assert_eq!(r["status"], "exited", "{r}");
+        assert_eq!(r["exit_code"], 0, "{r}");
+        assert_eq!(r["warm"], true, "{r}");
+        assert_eq!(r["output"], format!("hello, {who}"), "{r}");
+        assert!(r["output_error"].is_null(), "{r}");
+        assert!(r["wasm_error"].is_null(), "{r}");
+        let now = runner_pids(&d);
+        assert_eq!(
+            *pids.get_or_insert(now.clone()),
+            now,
+            "one runner serves every call"
+        );
+    }
+    // Between calls, nothing of them stays in /work.
+    assert_eq!(work_entries(&d), Vec::<String>::new());
+}
+
+/// No file crosses from one call to the next: file_state fails if its
+/// output or its directory already exists, and leaves a tree with
+/// symlinks (to /etc, and to its input) behind every call; the daemon
+/// empties /work without following them.
+#[test]
+fn warm_file_work_dir_is_empty_in_every_call() {
+    require_root();
+    let d = TestDaemon::start();
+    let m = fixture("file_state.wat");
+    d.deploy_ok("wfs", &warm_file_policy(""), &[("m.wat", &m, false)]);
+    let mut c = d.client();
+    let first = invoke(&mut c, "wfs", "one");
+    assert_eq!(first["exit_code"], 0, "{first}");
+    assert_eq!(first["output"], "fresh: one", "{first}");
+    assert_eq!(work_entries(&d), Vec::<String>::new());
+    let pids = runner_pids(&d);
+    for i in 0..5 {
+        let input = format!("call {i}");
+        let r = invoke(&mut c, "wfs", &input);
+        assert_eq!(
+            r["exit_code"], 0,
+            "a file of an earlier call was there: {r}"
+        );
+        assert_eq!(r["output"], format!("fresh: {input}"), "{r}");
+        assert_eq!(r["host_uid"], first["host_uid"], "{r}");
+    }
+    assert_eq!(runner_pids(&d), pids, "the same runner served every call");
+    assert!(std::path::Path::new("/etc/passwd").is_file());
+    assert_eq!(work_entries(&d), Vec::<String>::new());
+}
+
+/// WA5 in warm mode: the escapes fail as in a oneshot run, and the symlink
+/// a call plants is gone for the next one (which can plant it again).
+#[test]
+fn warm_file_path_escapes_fail_in_every_call() {
+    require_root();
+    let d = TestDaemon::start();
+    let m = fixture("escape.wat");
+    d.deploy_ok("wfe", &warm_file_policy(""), &[("m.wat", &m, false)]);
+    let mut c = d.client();
+    let first = invoke(&mut c, "wfe", "x");
+    assert_eq!(first["exit_code"], 0, "{first}");
+    let codes: Vec<&str> = first["stdout"].as_str().unwrap_or("").lines().collect();
+    assert_eq!(codes.len(), 6, "{first}");
+    for i in [0, 1, 3, 4] {
+        assert!(
+            ["76", "63", "44"].contains(&codes[i]),
+            "escape {i} got {}: {first}",
+            codes[i]
+        );
+    }
+    assert_eq!(codes[2], "00", "the symlink is planted: {first}");
+    assert_eq!(codes[5], "00", "the control opens: {first}");
+    for _ in 0..2 {
+        let r = invoke(&mut c, "wfe", "x");
+        assert_eq!(r["stdout"], first["stdout"], "{r}");
+    }
+}
+
+/// A warm FILE call's output file past the cap is truncated and reported
+/// as the output limit, and the runner serves the next call.
+#[test]
+fn warm_file_output_over_the_cap_is_truncated() {
+    require_root();
+    let d = TestDaemon::start();
+    let m = fixture("file_hello.wat");
+    d.deploy_ok(
+        "wfc",
+        &warm_file_policy("output = \"8B\""),
         &[("m.wat", &m, false)],
     );
-    assert_eq!(code(&v), Some("invalid_policy"), "{v}");
+    let mut c = d.client();
+    let r = invoke(&mut c, "wfc", "a long input");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["output"], "hello, a", "{r}");
+    assert_eq!(r["output_truncated"], true, "{r}");
+    assert_eq!(r["limit"], "output", "{r}");
+    let r = invoke(&mut c, "wfc", "b");
+    assert_eq!(r["output"], "hello, b", "{r}");
+    assert_eq!(r["output_truncated"], false, "{r}");
 }
 
 #[test]

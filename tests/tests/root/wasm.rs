@@ -605,7 +605,8 @@ fn traced_run(f: &WasmFn, input: Option<&[u8]>) -> (serde_json::Value, String) {
 /// really ran: output, fuel, memory and table limits, trap, link and parse
 /// errors), oneshot FILE (file_hello; escape: openat2, path_symlink;
 /// wasi_calls: every other host call that reaches the kernel), and
-/// warm mode through a daemon (start-up, several calls, an out-of-fuel call,
+/// warm mode through a daemon (start-up, several calls over STDIO and FILE,
+/// an out-of-fuel call,
 /// until the daemon stops, which ends warm runners: one that sees its request
 /// pipe close first exits by itself, by the oneshot exit path covered above;
 /// one the kill reaches first makes no exit call at all).
@@ -730,7 +731,14 @@ fn wasm_runner_makes_only_syscalls_in_the_wasm_profile() {
         &warm("m.wat"),
         &[("m.wat", &fixture("hello.wat"), false)],
     );
+    d.deploy_ok(
+        "wfile",
+        &warm("m.wat").replace("mode = ", "protocol = \"file\"\nmode = "),
+        &[("m.wat", &fixture("file_hello.wat"), false)],
+    );
     for _ in 0..3 {
+        let v = d.invoke("wfile", "paddock");
+        assert_eq!(v["result"]["output"], "hello, paddock", "{v}");
         let v = d.invoke("wcount", "");
         assert_eq!(v["result"]["stdout"], "count=1\n", "{v}");
         assert_eq!(v["result"]["warm"], true, "{v}");
@@ -749,7 +757,7 @@ fn wasm_runner_makes_only_syscalls_in_the_wasm_profile() {
     let _ = tracer.wait();
     assert!(ended, "strace did not end with the daemon");
     let text = std::fs::read_to_string(&log).expect("strace log");
-    record("warm (daemon)", &text, 2, None);
+    record("warm (daemon)", &text, 3, None);
 
     if std::env::var_os("PADDOCK_PRINT_RUNNER_SYSCALLS").is_some() {
         eprintln!("paddock-wasm syscalls: {seen:?}");
