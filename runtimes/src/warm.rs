@@ -117,8 +117,10 @@ pub struct WarmRunner {
     exit: Option<Exit>,
     /// FILE protocol: the cap on the output file.
     file_output: Option<u64>,
-    /// /work could not be emptied after a call: the runner must not serve
-    /// another.
+    /// FILE protocol: /work is empty (at launch, and after
+    /// [`WarmRunner::tidy`]).
+    work_clean: bool,
+    /// /work could not be emptied: the runner must not serve another call.
     spoiled: bool,
 }
 
@@ -222,6 +224,7 @@ pub fn launch(
         calls: 0,
         exit: None,
         file_output: (policy.protocol == Protocol::File).then_some(policy.limits.output_bytes),
+        work_clean: true,
         spoiled: false,
     }))
 }
@@ -254,9 +257,24 @@ impl WarmRunner {
     }
 
     /// Whether the runner may serve another call: false once its /work
-    /// could not be emptied after one (the caller then stops it).
+    /// could not be emptied (the caller then stops it).
     pub fn reusable(&self) -> bool {
         !self.spoiled
+    }
+
+    /// FILE protocol, between calls: empty /work of what the last call
+    /// left, so nothing of it stays while the runner idles. The caller runs
+    /// this after answering the call (the answer does not wait for it);
+    /// a call begun first empties /work itself. Then check
+    /// [`WarmRunner::reusable`].
+    pub fn tidy(&mut self) {
+        if self.file_output.is_none() || self.work_clean || self.call.is_some() || self.spoiled {
+            return;
+        }
+        match self.sb.clear_work_dir() {
+            Ok(()) => self.work_clean = true,
+            Err(_) => self.spoiled = true,
+        }
     }
 
     /// Send one invocation. `timeout` is what the module is told in
@@ -273,7 +291,13 @@ impl WarmRunner {
         let env = call_env(p, inv, timeout)?;
         let began = Instant::now();
         let input = if self.file_output.is_some() {
-            if let Err(e) = self.sb.reset_work_dir(Some((INPUT_NAME, &inv.input))) {
+            let ready = if self.work_clean {
+                Ok(())
+            } else {
+                self.sb.clear_work_dir()
+            };
+            self.work_clean = false;
+            if let Err(e) = ready.and_then(|()| self.sb.write_call_input(INPUT_NAME, &inv.input)) {
                 self.spoiled = true;
                 return Ok(Err(RunReport::failed(
                     self.sb.host_uid(),
@@ -365,12 +389,7 @@ impl WarmRunner {
         let cpu0 = call.cpu;
         self.call = None;
         self.calls += 1;
-        let report = self.report(resp, started, cpu0);
-        // Nothing of this call stays in /work while the runner idles.
-        if self.file_output.is_some() && self.sb.reset_work_dir(None).is_err() {
-            self.spoiled = true;
-        }
-        Ok(Some(report))
+        Ok(Some(self.report(resp, started, cpu0)))
     }
 
     fn report(&self, r: Response, started: Instant, cpu0: (Duration, Duration)) -> RunReport {

@@ -404,11 +404,10 @@ impl Sandbox {
 
     /// For a command that serves calls one at a time (a warm runner), while
     /// it is between two and nothing in the sandbox runs module code: empty
-    /// /work ([`crate::work::clear_work_dir`]), then, if `input` is given,
-    /// create that file as [`Sandbox::write_work_file`] does. No file of
-    /// one call is left for the next. An error leaves /work in an unknown
-    /// state: the caller discards the sandbox.
-    pub fn reset_work_dir(&self, input: Option<(&str, &[u8])>) -> Result<(), SpawnError> {
+    /// /work ([`crate::work::clear_work_dir`]), so no file of one call is
+    /// left for the next. An error leaves /work in an unknown state: the
+    /// caller discards the sandbox.
+    pub fn clear_work_dir(&self) -> Result<(), SpawnError> {
         let dir = self
             .work_dir
             .as_ref()
@@ -417,10 +416,17 @@ impl Sandbox {
             step: Step::WorkDir,
             call: "unlinkat",
             errno,
-        })?;
-        let Some((name, data)) = input else {
-            return Ok(());
-        };
+        })
+    }
+
+    /// [`Sandbox::write_work_file`] for a command that serves calls one at
+    /// a time, between two (after [`Sandbox::clear_work_dir`]): the next
+    /// call's input.
+    pub fn write_call_input(&self, name: &str, data: &[u8]) -> Result<(), SpawnError> {
+        let dir = self
+            .work_dir
+            .as_ref()
+            .ok_or_else(|| SpawnError::InvalidSpec("the sandbox has no /work".into()))?;
         crate::work::write_work_file(dir.as_fd(), name, data, self.host_uid, self.host_gid).map_err(
             |errno| SpawnError::Parent {
                 step: Step::WorkDir,

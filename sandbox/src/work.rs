@@ -109,10 +109,9 @@ pub(crate) fn write_work_file(
 
 /// A directory being emptied by [`clear_work_dir`].
 struct Level {
-    /// Its name in its parent (None: the work directory itself).
-    name: Option<CString>,
-    /// Its (st_dev, st_ino): what `..` of a child must be.
-    id: (u64, u64),
+    /// Its name in its parent, and its parent's (st_dev, st_ino): what its
+    /// `..` must be on the way back up. None: the work directory itself.
+    name: Option<(CString, (u64, u64))>,
     /// Subdirectories still to empty and remove.
     subdirs: Vec<CString>,
 }
@@ -122,42 +121,45 @@ fn dir_id(fd: BorrowedFd<'_>) -> Result<(u64, u64), Errno> {
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
-/// Remove every entry of the directory `dir` but its subdirectories, which
-/// are returned (names only; never followed here).
-fn remove_files(dir: BorrowedFd<'_>) -> Result<Vec<CString>, Errno> {
-    use nix::dir::{Dir, Type};
-    use nix::fcntl::{AtFlags, OFlag};
+/// The directory `name` beneath `parent` ([`sys::openat2_dir_beneath`]),
+/// opened for listing.
+fn open_dir(parent: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<nix::dir::Dir, Errno> {
+    let fd = sys::openat2_dir_beneath(parent, name).map_err(|e| e.errno)?;
+    nix::dir::Dir::from_fd(fd)
+}
+
+/// Remove every entry of the directory `dir` (freshly opened: listed from
+/// its start) but its subdirectories, which are returned (names only;
+/// never followed here).
+fn remove_files(dir: &mut nix::dir::Dir) -> Result<Vec<CString>, Errno> {
+    use nix::dir::Type;
+    use nix::fcntl::AtFlags;
     use nix::unistd::UnlinkatFlags;
-    // A fresh open of "." for each listing: its own offset, from the start.
-    let mut listing = Dir::openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
     let mut names = Vec::new();
-    for entry in listing.iter() {
+    for entry in dir.iter() {
         let entry = entry?;
         let name = entry.file_name();
         if name.to_bytes() == b"." || name.to_bytes() == b".." {
             continue;
         }
-        let is_dir = match entry.file_type() {
+        names.push((name.to_owned(), entry.file_type()));
+    }
+    let fd = dir.as_fd();
+    let mut subdirs = Vec::new();
+    for (name, kind) in names {
+        let is_dir = match kind {
             Some(t) => t == Type::Directory,
             // A filesystem that does not fill d_type: ask, without following.
             None => {
-                let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                let st =
+                    nix::sys::stat::fstatat(fd, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 st.st_mode & libc::S_IFMT == libc::S_IFDIR
             }
         };
-        names.push((name.to_owned(), is_dir));
-    }
-    let mut subdirs = Vec::new();
-    for (name, is_dir) in names {
         if is_dir {
             subdirs.push(name);
         } else {
-            nix::unistd::unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?;
+            nix::unistd::unlinkat(fd, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?;
         }
     }
     Ok(subdirs)
@@ -177,28 +179,27 @@ fn remove_files(dir: BorrowedFd<'_>) -> Result<Vec<CString>, Errno> {
 pub fn clear_work_dir(dir: BorrowedFd<'_>) -> Result<(), Errno> {
     use nix::fcntl::OFlag;
     use nix::unistd::UnlinkatFlags;
-    let mut cur = sys::openat2_dir_beneath(dir, c".").map_err(|e| e.errno)?;
+    let mut cur = open_dir(dir, c".")?;
     let mut stack = vec![Level {
         name: None,
-        id: dir_id(cur.as_fd())?,
-        subdirs: remove_files(cur.as_fd())?,
+        subdirs: remove_files(&mut cur)?,
     }];
     loop {
         let top = stack
             .last_mut()
             .expect("the work directory stays on the stack");
         if let Some(name) = top.subdirs.pop() {
-            let child = sys::openat2_dir_beneath(cur.as_fd(), &name).map_err(|e| e.errno)?;
+            let mut child = open_dir(cur.as_fd(), &name)?;
+            let parent = dir_id(cur.as_fd())?;
             stack.push(Level {
-                id: dir_id(child.as_fd())?,
-                subdirs: remove_files(child.as_fd())?,
-                name: Some(name),
+                subdirs: remove_files(&mut child)?,
+                name: Some((name, parent)),
             });
             cur = child;
             continue;
         }
         let done = stack.pop().expect("not empty");
-        let Some(name) = done.name else {
+        let Some((name, want)) = done.name else {
             return Ok(());
         };
         let parent = nix::fcntl::openat(
@@ -207,13 +208,14 @@ pub fn clear_work_dir(dir: BorrowedFd<'_>) -> Result<(), Errno> {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )?;
-        let want = stack.last().expect("a parent").id;
         if dir_id(parent.as_fd())? != want {
             // The tree moved while we walked it.
             return Err(Errno::ESTALE);
         }
         nix::unistd::unlinkat(parent.as_fd(), name.as_c_str(), UnlinkatFlags::RemoveDir)?;
-        cur = parent;
+        // Its files are gone and its other subdirectories are on the stack:
+        // it is not listed again.
+        cur = nix::dir::Dir::from_fd(parent)?;
     }
 }
 

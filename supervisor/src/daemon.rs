@@ -601,7 +601,11 @@ impl Daemon {
                             // warm: a runner's pidfd, stdout or stdin.
                             K_WARM => {
                                 let done = self.warm.on_event(self.poll.registry(), id);
+                                let answered = !done.is_empty();
                                 self.warm_done(done);
+                                if answered {
+                                    self.warm.tidy();
+                                }
                                 if self.warm.take_reaped() {
                                     self.registry.collect_garbage();
                                 }

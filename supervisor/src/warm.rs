@@ -456,17 +456,7 @@ impl Warm {
             match run.r.on_stdout() {
                 Ok(None) => {}
                 Ok(Some(report)) => {
-                    let next = if run.r.reusable() {
-                        State::Idle(Instant::now())
-                    } else {
-                        log(format!(
-                            "{}: warm runner stopped: its /work could not be emptied",
-                            run.key.name
-                        ));
-                        run.r.kill();
-                        State::Dying(None)
-                    };
-                    let prev = std::mem::replace(&mut run.state, next);
+                    let prev = std::mem::replace(&mut run.state, State::Idle(Instant::now()));
                     if let State::Busy(call) = prev {
                         done.push(Done {
                             call,
@@ -489,6 +479,25 @@ impl Warm {
             done.extend(self.reap(poll, rid));
         }
         done
+    }
+
+    /// After answering: empty the /work of idle FILE runners (what their
+    /// last call left); one whose /work cannot be emptied is stopped.
+    pub fn tidy(&mut self) {
+        for run in self.runners.values_mut() {
+            if !matches!(run.state, State::Idle(_)) {
+                continue;
+            }
+            run.r.tidy();
+            if !run.r.reusable() {
+                log(format!(
+                    "{}: warm runner stopped: its /work could not be emptied",
+                    run.key.name
+                ));
+                run.r.kill();
+                run.state = State::Dying(None);
+            }
+        }
     }
 
     /// Remove an ended (or to-be-stopped) runner; the call it failed, if any.

@@ -184,6 +184,9 @@ def write_functions(fns):
     # The same module, warm: runners keep it compiled; a fresh instance per call.
     policy("hello-wasm-warm", f'runtime = "wasm"\nmode = "warm"\nmodule = "hello.wat"\n{lim}',
            [os.path.join(wasm, "hello.wat")])
+    # Warm over FILE: /work emptied and given the input before each call, emptied after it.
+    policy("hello-wasm-warm-file", f'runtime = "wasm"\nmode = "warm"\nprotocol = "file"\nmodule = "file_hello.wat"\n{lim}',
+           [os.path.join(wasm, "file_hello.wat")])
     policy("fib-wasm", f'runtime = "wasm"\nmodule = "fib.wat"\n{lim}', [os.path.join(wasm, "fib.wat")])
 
 
@@ -330,6 +333,16 @@ def main():
                 raise BenchError(f"hello-wasm-warm was not served warm: {json.dumps(r)[:300]}")
             warm_rt.append(us)
             warm_wall.append(r["wall_us"])
+        # The same over FILE (file_hello.wat: reads /work/input, writes /work/output).
+        for _ in range(20):
+            A.invoke("hello-wasm-warm-file", out="")
+        wfile_rt, wfile_wall = [], []
+        for _ in range(wn):
+            us, r = A.invoke("hello-wasm-warm-file", out="")
+            if not r.get("warm") or r.get("output") != "hello, ":
+                raise BenchError(f"hello-wasm-warm-file: {json.dumps(r)[:300]}")
+            wfile_rt.append(us)
+            wfile_wall.append(r["wall_us"])
 
         progress("case 5 (no launch)")
         # ---- case 5: requests that launch nothing, a series of its own (launches interleaved with
@@ -531,7 +544,11 @@ def main():
     out += [f"| warm WASM hello round trip, 1 client ({wn} calls) | {p50(warm_rt):.0f} µs | {p99(warm_rt):.0f} µs | |",
             f"| of which the call on the runner (daemon's wall_us) | {p50(warm_wall):.0f} µs | "
             f"{p99(warm_wall):.0f} µs | |",
-            f"| warm WASM hello, 2 clients | {warm_tput:.0f} /s | | |"]
+            f"| warm WASM hello, 2 clients | {warm_tput:.0f} /s | | |",
+            f"| warm WASM FILE hello round trip, 1 client ({wn} calls; /work emptied and refilled each call) | "
+            f"{p50(wfile_rt):.0f} µs | {p99(wfile_rt):.0f} µs | {p50(wfile_rt) / p50(warm_rt):.2f} × warm STDIO |",
+            f"| of which the call on the runner (daemon's wall_us) | {p50(wfile_wall):.0f} µs | "
+            f"{p99(wfile_wall):.0f} µs | |"]
 
     fib = cres["socket invoke fib(30).wasm"]
     out += [f"\n### 4. CPU-bound WASM: recursive fib(30), same module ({ncpu} rounds)\n",

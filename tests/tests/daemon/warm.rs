@@ -268,22 +268,34 @@ fn warm_file_policy(limits: &str) -> String {
     format!("runtime = \"wasm\"\nmode = \"warm\"\nprotocol = \"file\"\nmodule = \"m.wat\"\n\n[limits]\n{limits}\n")
 }
 
-/// The entries of a warm runner's /work, seen from the host through the
-/// runner's root (the test's view; the daemon never goes by path).
-fn work_entries(d: &TestDaemon) -> Vec<String> {
-    let runner = runner_pids(d)
+/// The pid of the daemon's (one) paddock-wasm runner.
+fn warm_runner_pid(d: &TestDaemon) -> u32 {
+    runner_pids(d)
         .into_iter()
         .find(|p| {
             std::fs::read_to_string(format!("/proc/{p}/cmdline"))
                 .is_ok_and(|c| c.contains("--warm"))
         })
-        .expect("a warm runner");
+        .expect("a warm runner")
+}
+
+/// The entries of a warm runner's /work, seen from the host through the
+/// runner's root (the test's view; the daemon never goes by path).
+fn work_entries(d: &TestDaemon) -> Vec<String> {
+    let runner = warm_runner_pid(d);
     let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{runner}/root/work"))
         .expect("the runner's /work")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     v.sort();
     v
+}
+
+/// The runner's /work is emptied (the daemon does it right after
+/// answering, so the answer can arrive a moment before).
+fn assert_work_emptied(d: &TestDaemon) {
+    let empty = eventually(Duration::from_secs(2), || work_entries(d).is_empty());
+    assert!(empty, "left in /work: {:?}", work_entries(d));
 }
 
 #[test]
@@ -310,7 +322,7 @@ fn warm_hello_over_file() {
         );
     }
     // Between calls, nothing of them stays in /work.
-    assert_eq!(work_entries(&d), Vec::<String>::new());
+    assert_work_emptied(&d);
 }
 
 /// No file crosses from one call to the next: file_state fails if its
@@ -327,7 +339,7 @@ fn warm_file_work_dir_is_empty_in_every_call() {
     let first = invoke(&mut c, "wfs", "one");
     assert_eq!(first["exit_code"], 0, "{first}");
     assert_eq!(first["output"], "fresh: one", "{first}");
-    assert_eq!(work_entries(&d), Vec::<String>::new());
+    assert_work_emptied(&d);
     let pids = runner_pids(&d);
     for i in 0..5 {
         let input = format!("call {i}");
@@ -341,7 +353,7 @@ fn warm_file_work_dir_is_empty_in_every_call() {
     }
     assert_eq!(runner_pids(&d), pids, "the same runner served every call");
     assert!(std::path::Path::new("/etc/passwd").is_file());
-    assert_eq!(work_entries(&d), Vec::<String>::new());
+    assert_work_emptied(&d);
 }
 
 /// WA5 in warm mode: the escapes fail as in a oneshot run, and the symlink
@@ -370,6 +382,91 @@ fn warm_file_path_escapes_fail_in_every_call() {
         let r = invoke(&mut c, "wfe", "x");
         assert_eq!(r["stdout"], first["stdout"], "{r}");
     }
+}
+
+/// `chattr` on a path (as root: CAP_LINUX_IMMUTABLE; tmpfs has the flag).
+fn chattr(flag: &str, path: &str) {
+    let st = std::process::Command::new("chattr")
+        .args([flag, path])
+        .status()
+        .expect("chattr (e2fsprogs)");
+    assert!(st.success(), "chattr {flag} {path}: {st}");
+}
+
+/// Create an empty file in a runner's /work as the sandbox's own ids (the
+/// tmpfs belongs to the sandbox's user namespace and refuses inodes of ids
+/// it does not map, such as the host's root).
+fn create_in_work(runner: u32, name: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let work = format!("/proc/{runner}/root/work");
+    let m = std::fs::metadata(&work).expect("the runner's /work");
+    let gid = nix::unistd::setfsgid(m.gid().into());
+    let uid = nix::unistd::setfsuid(m.uid().into());
+    let made = std::fs::write(format!("{work}/{name}"), b"");
+    nix::unistd::setfsuid(uid);
+    nix::unistd::setfsgid(gid);
+    made.unwrap_or_else(|e| panic!("create {work}/{name}: {e}"));
+    format!("{work}/{name}")
+}
+
+/// When /work cannot be emptied after a call, the runner is stopped rather
+/// than reused: here an immutable file in it (put there by the test, from
+/// the host) cannot be removed. The call itself was answered; the next one
+/// gets a new runner and an empty /work.
+#[test]
+fn warm_file_runner_whose_work_cannot_be_emptied_is_replaced() {
+    require_root();
+    let d = TestDaemon::start();
+    let m = fixture("file_state.wat");
+    d.deploy_ok("wfm", &warm_file_policy(""), &[("m.wat", &m, false)]);
+    let mut c = d.client();
+    assert_eq!(invoke(&mut c, "wfm", "a")["output"], "fresh: a");
+    assert_work_emptied(&d);
+    let runner = warm_runner_pid(&d);
+    let pinned = create_in_work(runner, "pinned");
+    chattr("+i", &pinned);
+    // /work was emptied after the last call: this one runs and is answered.
+    let r = invoke(&mut c, "wfm", "b");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["output"], "fresh: b", "{r}");
+    let gone = eventually(Duration::from_secs(3), || {
+        !runner_pids(&d).contains(&runner)
+    });
+    assert!(
+        gone,
+        "the runner whose /work could not be emptied still runs"
+    );
+    let r = invoke(&mut c, "wfm", "c");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["output"], "fresh: c", "{r}");
+    assert_ne!(warm_runner_pid(&d), runner, "a new runner");
+    assert_work_emptied(&d);
+}
+
+/// When the input cannot be put in /work, the call fails as a launch would
+/// (failed_to_start, step work_dir) and its runner is replaced: here the
+/// test made /work itself immutable between calls.
+#[test]
+fn warm_file_input_that_cannot_be_written_fails_the_call_and_replaces_the_runner() {
+    require_root();
+    let d = TestDaemon::start();
+    let m = fixture("file_hello.wat");
+    d.deploy_ok("wfi", &warm_file_policy(""), &[("m.wat", &m, false)]);
+    let mut c = d.client();
+    assert_eq!(invoke(&mut c, "wfi", "a")["output"], "hello, a");
+    assert_work_emptied(&d);
+    let runner = warm_runner_pid(&d);
+    chattr("+i", &format!("/proc/{runner}/root/work"));
+    let r = invoke(&mut c, "wfi", "b");
+    assert_eq!(r["status"], "failed_to_start", "{r}");
+    assert_eq!(r["error"]["step"], "work_dir", "{r}");
+    let gone = eventually(Duration::from_secs(3), || {
+        !runner_pids(&d).contains(&runner)
+    });
+    assert!(gone, "the runner whose /work refused the input still runs");
+    let r = invoke(&mut c, "wfi", "c");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["output"], "hello, c", "{r}");
 }
 
 /// A warm FILE call's output file past the cap is truncated and reported
