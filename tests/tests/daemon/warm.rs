@@ -263,9 +263,14 @@ fn warm_policy_rules_are_enforced_at_deploy() {
     );
 }
 
-/// A warm FILE function's policy.
-fn warm_file_policy(limits: &str) -> String {
-    format!("runtime = \"wasm\"\nmode = \"warm\"\nprotocol = \"file\"\nmodule = \"m.wat\"\n\n[limits]\n{limits}\n")
+/// A daemon serving `fixture` as the warm FILE function `name`, and a
+/// client of it.
+fn warm_file_daemon(name: &str, fixture_name: &str, limits: &str) -> (TestDaemon, Client) {
+    let d = TestDaemon::start();
+    let policy = format!("runtime = \"wasm\"\nmode = \"warm\"\nprotocol = \"file\"\nmodule = \"m.wat\"\n\n[limits]\n{limits}\n");
+    d.deploy_ok(name, &policy, &[("m.wat", &fixture(fixture_name), false)]);
+    let c = d.client();
+    (d, c)
 }
 
 /// The pid of the daemon's (one) paddock-wasm runner.
@@ -301,10 +306,7 @@ fn assert_work_emptied(d: &TestDaemon) {
 #[test]
 fn warm_hello_over_file() {
     require_root();
-    let d = TestDaemon::start();
-    let m = fixture("file_hello.wat");
-    d.deploy_ok("wfh", &warm_file_policy(""), &[("m.wat", &m, false)]);
-    let mut c = d.client();
+    let (d, mut c) = warm_file_daemon("wfh", "file_hello.wat", "");
     let mut pids = None;
     for who in ["paddock", "again", "x"] {
         let r = invoke(&mut c, "wfh", who);
@@ -332,10 +334,7 @@ fn warm_hello_over_file() {
 #[test]
 fn warm_file_work_dir_is_empty_in_every_call() {
     require_root();
-    let d = TestDaemon::start();
-    let m = fixture("file_state.wat");
-    d.deploy_ok("wfs", &warm_file_policy(""), &[("m.wat", &m, false)]);
-    let mut c = d.client();
+    let (d, mut c) = warm_file_daemon("wfs", "file_state.wat", "");
     let first = invoke(&mut c, "wfs", "one");
     assert_eq!(first["exit_code"], 0, "{first}");
     assert_eq!(first["output"], "fresh: one", "{first}");
@@ -361,10 +360,7 @@ fn warm_file_work_dir_is_empty_in_every_call() {
 #[test]
 fn warm_file_path_escapes_fail_in_every_call() {
     require_root();
-    let d = TestDaemon::start();
-    let m = fixture("escape.wat");
-    d.deploy_ok("wfe", &warm_file_policy(""), &[("m.wat", &m, false)]);
-    let mut c = d.client();
+    let (_d, mut c) = warm_file_daemon("wfe", "escape.wat", "");
     let first = invoke(&mut c, "wfe", "x");
     assert_eq!(first["exit_code"], 0, "{first}");
     let codes: Vec<&str> = first["stdout"].as_str().unwrap_or("").lines().collect();
@@ -416,10 +412,7 @@ fn create_in_work(runner: u32, name: &str) -> String {
 #[test]
 fn warm_file_runner_whose_work_cannot_be_emptied_is_replaced() {
     require_root();
-    let d = TestDaemon::start();
-    let m = fixture("file_state.wat");
-    d.deploy_ok("wfm", &warm_file_policy(""), &[("m.wat", &m, false)]);
-    let mut c = d.client();
+    let (d, mut c) = warm_file_daemon("wfm", "file_state.wat", "");
     assert_eq!(invoke(&mut c, "wfm", "a")["output"], "fresh: a");
     assert_work_emptied(&d);
     let runner = warm_runner_pid(&d);
@@ -449,10 +442,7 @@ fn warm_file_runner_whose_work_cannot_be_emptied_is_replaced() {
 #[test]
 fn warm_file_input_that_cannot_be_written_fails_the_call_and_replaces_the_runner() {
     require_root();
-    let d = TestDaemon::start();
-    let m = fixture("file_hello.wat");
-    d.deploy_ok("wfi", &warm_file_policy(""), &[("m.wat", &m, false)]);
-    let mut c = d.client();
+    let (d, mut c) = warm_file_daemon("wfi", "file_hello.wat", "");
     assert_eq!(invoke(&mut c, "wfi", "a")["output"], "hello, a");
     assert_work_emptied(&d);
     let runner = warm_runner_pid(&d);
@@ -474,14 +464,7 @@ fn warm_file_input_that_cannot_be_written_fails_the_call_and_replaces_the_runner
 #[test]
 fn warm_file_output_over_the_cap_is_truncated() {
     require_root();
-    let d = TestDaemon::start();
-    let m = fixture("file_hello.wat");
-    d.deploy_ok(
-        "wfc",
-        &warm_file_policy("output = \"8B\""),
-        &[("m.wat", &m, false)],
-    );
-    let mut c = d.client();
+    let (_d, mut c) = warm_file_daemon("wfc", "file_hello.wat", "output = \"8B\"");
     let r = invoke(&mut c, "wfc", "a long input");
     assert_eq!(r["exit_code"], 0, "{r}");
     assert_eq!(r["output"], "hello, a", "{r}");
