@@ -130,13 +130,14 @@ impl Conn {
         }
     }
 
-    /// Queue a response line.
-    pub fn queue(&mut self, line: &[u8]) {
+    /// Queue a response line (taken as it is when nothing else waits).
+    pub fn queue(&mut self, line: Vec<u8>) {
         if self.wbuf.len() == self.wpos {
-            self.wbuf.clear();
+            self.wbuf = line;
             self.wpos = 0;
+            return;
         }
-        self.wbuf.extend_from_slice(line);
+        self.wbuf.extend_from_slice(&line);
     }
 
     /// Write what the socket takes. Ok(true) when everything is written.
@@ -264,9 +265,9 @@ mod tests {
         let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0;
         // One answer ahead of the reader all along.
-        c.queue(&answer);
+        c.queue(answer.clone());
         for _ in 0..20 {
-            c.queue(&answer);
+            c.queue(answer.clone());
             let mut took = 0;
             while took < answer.len() {
                 c.flush().unwrap();

@@ -780,7 +780,7 @@ impl Daemon {
 
     fn send(&mut self, id: usize, line: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&id) {
-            c.queue(&line);
+            c.queue(line);
         }
         self.finish_if_done(id);
         self.flush(id);
@@ -1633,15 +1633,15 @@ impl Daemon {
         cancelled: bool,
         warm: bool,
     ) {
-        let mut v = result_json::to_json(&report);
-        if warm {
-            v["warm"] = json!(true);
-        }
         let status = if cancelled {
             "cancelled"
         } else {
             report.status.as_str()
         };
+        let mut v = result_json::to_json(report);
+        if warm {
+            v["warm"] = json!(true);
+        }
         v["status"] = json!(status);
         v["execution_id"] = json!(execution_id);
         v["function"] = json!(func.prepared.policy.name.to_string());

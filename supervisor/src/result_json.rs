@@ -6,13 +6,15 @@ use serde_json::{json, Map, Value};
 
 use paddock_runtimes::RunReport;
 
-fn put_bytes(m: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
+/// Output as a JSON string: moved, not copied, when it is UTF-8 (outputs
+/// run to 16 MiB, and the daemon builds answers on its event loop).
+fn put_bytes(m: &mut Map<String, Value>, key: &str, bytes: Vec<u8>) {
+    match String::from_utf8(bytes) {
         Ok(s) => {
-            m.insert(key.into(), Value::String(s.to_owned()));
+            m.insert(key.into(), Value::String(s));
         }
-        Err(_) => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Err(e) => {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(e.as_bytes());
             m.insert(format!("{key}_base64"), Value::String(b64));
         }
     }
@@ -22,17 +24,17 @@ fn ms(d: std::time::Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// The result object.
-pub fn to_json(r: &RunReport) -> Value {
+/// The result object (the report's outputs move into it).
+pub fn to_json(r: RunReport) -> Value {
     let mut m = Map::new();
     m.insert("status".into(), json!(r.status.as_str()));
     m.insert("exit_code".into(), json!(r.exit_code));
     m.insert("signal".into(), json!(r.signal));
-    put_bytes(&mut m, "stdout", &r.stdout);
-    put_bytes(&mut m, "stderr", &r.stderr);
+    put_bytes(&mut m, "stdout", r.stdout);
+    put_bytes(&mut m, "stderr", r.stderr);
     m.insert("stdout_truncated".into(), json!(r.stdout_truncated));
     m.insert("stderr_truncated".into(), json!(r.stderr_truncated));
-    if let Some(o) = &r.output {
+    if let Some(o) = r.output {
         put_bytes(&mut m, "output", o);
         m.insert("output_truncated".into(), json!(r.output_truncated));
     }
@@ -84,7 +86,7 @@ mod tests {
         r.status = Status::Exited;
         r.stdout = b"\xff\x00".to_vec();
         r.stderr = b"\"}\n{\"ok\":true}\x1b[31m".to_vec();
-        let v = to_json(&r);
+        let v = to_json(r);
         assert_eq!(v["stdout_base64"], "/wA=");
         assert!(v.get("stdout").is_none());
         let line = serde_json::to_string(&v).unwrap();

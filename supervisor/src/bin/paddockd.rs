@@ -156,7 +156,7 @@ fn main() -> ExitCode {
             match run::run(&req) {
                 Ok(report) => {
                     // A closed stdout (`| head`) is the reader's choice, not our failure.
-                    let line = format!("{}\n", result_json::to_json(&report));
+                    let line = format!("{}\n", result_json::to_json(report));
                     let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
                     ExitCode::SUCCESS
                 }
