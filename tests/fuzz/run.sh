@@ -5,6 +5,9 @@
 #   protocol  one request line through the protocol parser and answer builder
 #   policy    any text through policy parsing and validation (ceilings hold)
 #   framing   any byte stream, split anywhere, through the connection framer
+#   registry  up to 8 request lines; deploys and removes carried out on a
+#             registry in a scratch state dir, which must reload the same
+#             functions and versions
 # FUZZ_TARGETS="protocol" runs only the targets named.
 # Long mode: FUZZ_SECONDS=3600 tests/fuzz/run.sh
 #
@@ -19,7 +22,7 @@ set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
 secs="${FUZZ_SECONDS:-30}"
-targets="${FUZZ_TARGETS:-protocol policy framing}"
+targets="${FUZZ_TARGETS:-protocol policy framing registry}"
 selftest="${FUZZ_SELFTEST:-1}"
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
@@ -50,7 +53,7 @@ fuzz_one() {
         grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread .* panicked|error|Failing input)'
     status=${PIPESTATUS[0]}
     set -e
-    rm -rf "$work"
+    rm -rf "$work" /dev/shm/paddock-fuzz-registry-* "${TMPDIR:-/tmp}"/paddock-fuzz-registry-*
     return "$status"
 }
 
