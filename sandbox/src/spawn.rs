@@ -384,22 +384,29 @@ impl Sandbox {
     /// created beneath the work directory fd (no symlink, no `..`), mode
     /// 0644, owned by the sandbox's uid 0.
     pub fn write_work_file(&self, name: &str, data: &[u8]) -> Result<(), SpawnError> {
-        let dir = self
-            .work_dir
-            .as_ref()
-            .ok_or_else(|| SpawnError::InvalidSpec("the sandbox has no /work".into()))?;
         if self.go {
             return Err(SpawnError::InvalidSpec(
                 "work files are written before the sandbox starts".into(),
             ));
         }
-        crate::work::write_work_file(dir.as_fd(), name, data, self.host_uid, self.host_gid).map_err(
-            |errno| SpawnError::Parent {
+        self.put_work_file(name, data)
+    }
+
+    /// The /work directory fd, or an error for a sandbox without one.
+    fn work(&self) -> Result<BorrowedFd<'_>, SpawnError> {
+        self.work_dir
+            .as_ref()
+            .map(|f| f.as_fd())
+            .ok_or_else(|| SpawnError::InvalidSpec("the sandbox has no /work".into()))
+    }
+
+    fn put_work_file(&self, name: &str, data: &[u8]) -> Result<(), SpawnError> {
+        crate::work::write_work_file(self.work()?, name, data, self.host_uid, self.host_gid)
+            .map_err(|errno| SpawnError::Parent {
                 step: Step::WorkDir,
                 call: "openat2",
                 errno,
-            },
-        )
+            })
     }
 
     /// For a command that serves calls one at a time (a warm runner), while
@@ -408,11 +415,7 @@ impl Sandbox {
     /// left for the next. An error leaves /work in an unknown state: the
     /// caller discards the sandbox.
     pub fn clear_work_dir(&self) -> Result<(), SpawnError> {
-        let dir = self
-            .work_dir
-            .as_ref()
-            .ok_or_else(|| SpawnError::InvalidSpec("the sandbox has no /work".into()))?;
-        crate::work::clear_work_dir(dir.as_fd()).map_err(|errno| SpawnError::Parent {
+        crate::work::clear_work_dir(self.work()?).map_err(|errno| SpawnError::Parent {
             step: Step::WorkDir,
             call: "unlinkat",
             errno,
@@ -423,17 +426,7 @@ impl Sandbox {
     /// a time, between two (after [`Sandbox::clear_work_dir`]): the next
     /// call's input.
     pub fn write_call_input(&self, name: &str, data: &[u8]) -> Result<(), SpawnError> {
-        let dir = self
-            .work_dir
-            .as_ref()
-            .ok_or_else(|| SpawnError::InvalidSpec("the sandbox has no /work".into()))?;
-        crate::work::write_work_file(dir.as_fd(), name, data, self.host_uid, self.host_gid).map_err(
-            |errno| SpawnError::Parent {
-                step: Step::WorkDir,
-                call: "openat2",
-                errno,
-            },
-        )
+        self.put_work_file(name, data)
     }
 
     /// The init's pid (in the caller's pid namespace).

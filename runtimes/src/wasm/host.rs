@@ -225,7 +225,7 @@ impl Host {
         env: Vec<(OsString, OsString)>,
         preopen: Option<(OwnedFd, String)>,
     ) -> std::io::Result<Host> {
-        let mut fds = vec![
+        let fds = vec![
             Some(Entry {
                 fd: Some(std::io::stdin().as_fd().try_clone_to_owned()?),
                 kind: Kind::Stdio(0),
@@ -239,15 +239,7 @@ impl Host {
                 kind: Kind::Stdio(2),
             }),
         ];
-        if let Some((fd, name)) = preopen {
-            fds.push(Some(Entry {
-                fd: Some(fd),
-                kind: Kind::Dir {
-                    preopen: Some(name),
-                },
-            }));
-        }
-        Ok(Host::with_fds(args, env, fds, None))
+        Ok(Host::with_fds(args, env, fds, preopen, None))
     }
 
     /// A host whose stdin, stdout and stderr are `stdio`, in memory (warm
@@ -259,7 +251,7 @@ impl Host {
         stdio: MemStdio,
         preopen: Option<(OwnedFd, String)>,
     ) -> Host {
-        let mut fds: Vec<Option<Entry>> = (0..3)
+        let fds = (0..3)
             .map(|i| {
                 Some(Entry {
                     fd: None,
@@ -267,6 +259,17 @@ impl Host {
                 })
             })
             .collect();
+        Host::with_fds(args, env, fds, preopen, Some(stdio))
+    }
+
+    /// `fds` are 0, 1 and 2; the preopen, if any, becomes fd 3.
+    fn with_fds(
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+        mut fds: Vec<Option<Entry>>,
+        preopen: Option<(OwnedFd, String)>,
+        mem: Option<MemStdio>,
+    ) -> Host {
         if let Some((fd, name)) = preopen {
             fds.push(Some(Entry {
                 fd: Some(fd),
@@ -275,15 +278,6 @@ impl Host {
                 },
             }));
         }
-        Host::with_fds(args, env, fds, Some(stdio))
-    }
-
-    fn with_fds(
-        args: Vec<OsString>,
-        env: Vec<(OsString, OsString)>,
-        fds: Vec<Option<Entry>>,
-        mem: Option<MemStdio>,
-    ) -> Host {
         Host {
             args: args.into_iter().map(OsString::into_vec).collect(),
             env: env
