@@ -219,7 +219,7 @@ fn load_fork_bomb_at_its_pids_limit_leaves_stats_fast_and_a_neighbour_served() {
     let bomb = ":(){ :|:& };: 2>/dev/null\nexec sleep 30\n";
     d.deploy_ok(
         "bomb",
-        "runtime = \"native\"\ncommand = [\"/bin/bash\", \"/fn/h.sh\"]\n\n[limits]\npids = 16\ntimeout_ms = 3000\nkill_grace_ms = 100\n",
+        "runtime = \"native\"\ncommand = [\"/bin/bash\", \"/fn/h.sh\"]\n\n[limits]\npids = 16\ntimeout_ms = 8000\nkill_grace_ms = 100\n",
         &[("h.sh", bomb.as_bytes(), true)],
     );
     d.deploy_sh("calm", "echo calm\n", "");
@@ -256,8 +256,11 @@ fn load_fork_bomb_at_its_pids_limit_leaves_stats_fast_and_a_neighbour_served() {
             t.elapsed()
         );
     }
-    // All of that happened while the bomb still held every pid it may have.
-    assert!(pids_saturated(&d), "the bomb let go of pids.max");
+    // All of that happened while the bomb still held every pid it may have
+    // (a bash of the bomb can be between a refused fork and its retry at
+    // the instant of one read: the check allows a second for it).
+    let held = eventually(Duration::from_secs(1), || pids_saturated(&d));
+    assert!(held, "the bomb let go of pids.max");
     let worst = stats_ms.iter().max().expect("stats");
     assert!(
         *worst < Duration::from_millis(100),
